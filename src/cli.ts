@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { UserError, errorMessage } from "./util/errors.js";
+
+const USAGE = `equivae <command> [options]
+
+Commands:
+  train   Train EquiVAE on a labelled dataset; writes a checkpoint directory after every epoch.
+  eval    Evaluate a checkpoint: nearest-centroid, neural-on-v and benchmark classifier errors.
+
+Run 'equivae <command> --help' for the options of a command.`;
+
+const TRAIN_USAGE = `equivae train [options]
+
+  --dataset NAME            mnist | fashion-mnist (default: mnist)
+  --data-dir DIR            directory with the IDX files (else $EQUIVAE_DATA_DIR, else the default source)
+  --out DIR                 checkpoint directory (default: runs/<dataset>)
+  --epochs N                epochs (default: 40)
+  --dv N / --dz N           sizes of v and z (default: 16 / same as dv)
+  --hidden N                dense hidden units H (default: 128, 64 when dv <= 8)
+  --filters A,B,C,D,E       conv filters (default: 16,16,32,32,64)
+  --n-max N                 context set size n ~ U{1..N} per step (default: 7)
+  --batch-size N            initial batch size (default: 32)
+  --batch-double-every E    double the batch size every E epochs, 0 = never (default: 10)
+  --max-batch-size N        cap for the doubling (default: 256)
+  --context-share N         targets of one class sharing one context pool per step (default: 4)
+  --lr X                    Adam learning rate (default: 0.001)
+  --seed N                  random seed (default: 1)
+  --labels N|all            label budget (default: all; semi-supervised budgets come with issue 7)
+  --train-size N            use only the first N training images (quick runs)
+  --val-size N              use only the first N validation images
+  --backend NAME            tensorflow | wasm | cpu (default: the fastest available)
+  --resume                  continue the run in --out from its last completed epoch
+  --quiet                   no progress bar`;
+
+const EVAL_USAGE = `equivae eval <checkpoint> [options]
+
+  --split NAME              test | validation (default: test)
+  --data-dir DIR            where the dataset's IDX files are (default: as in training)
+  --v-epochs N              epochs of the neural classifier on v, 0 = skip (default: 20)
+  --benchmark-epochs N      epochs of the benchmark classifier, 0 = skip (default: 5)
+  --train-size N            training images for the classifiers (default: as the checkpoint)
+  --limit N                 evaluate only the first N images of the split
+  --out FILE                where to write the JSON result (default: <checkpoint>/eval.json)
+  --backend NAME            tensorflow | wasm | cpu (default: the fastest available)`;
+
+type Opts = NonNullable<ParseArgsConfig["options"]>;
+
+type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
+
+function parse(argv: string[], options: Opts, allowPositionals: boolean): Parsed {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals, strict: true }) as Parsed;
+  } catch (e) {
+    throw new UserError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
+  }
+}
+
+function int(v: string | boolean | undefined, name: string, dflt: number, min = 1): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} must be an integer >= ${min} (got '${v}')`);
+  return n;
+}
+
+function num(v: string | boolean | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UserError(`--${name} must be a positive number (got '${v}')`);
+  return n;
+}
+
+function commandLine(): string {
+  return ["equivae", ...process.argv.slice(2)].join(" ");
+}
+
+async function cmdTrain(argv: string[]): Promise<void> {
+  const { values: v } = parse(
+    argv,
+    {
+      dataset: { type: "string" },
+      "data-dir": { type: "string" },
+      out: { type: "string" },
+      epochs: { type: "string" },
+      dv: { type: "string" },
+      dz: { type: "string" },
+      hidden: { type: "string" },
+      filters: { type: "string" },
+      "n-max": { type: "string" },
+      "batch-size": { type: "string" },
+      "batch-double-every": { type: "string" },
+      "max-batch-size": { type: "string" },
+      "context-share": { type: "string" },
+      lr: { type: "string" },
+      seed: { type: "string" },
+      labels: { type: "string" },
+      "train-size": { type: "string" },
+      "val-size": { type: "string" },
+      backend: { type: "string" },
+      resume: { type: "boolean" },
+      quiet: { type: "boolean" },
+    },
+    false,
+  );
+  if (v.help) return void console.log(TRAIN_USAGE);
+  const dataset = (v.dataset as string | undefined) ?? "mnist";
+  if (dataset !== "mnist" && dataset !== "fashion-mnist") {
+    throw new UserError(`unknown dataset '${dataset}' (choose mnist or fashion-mnist)`);
+  }
+  if (v.labels !== undefined && v.labels !== "all") {
+    throw new UserError(`--labels ${v.labels}: semi-supervised training is not available yet; use --labels all`);
+  }
+  const dv = int(v.dv, "dv", 16);
+  const filters =
+    v.filters === undefined
+      ? undefined
+      : (v.filters as string).split(",").map((s) => int(s.trim(), "filters", 0));
+  const opts = {
+    out: (v.out as string | undefined) ?? join("runs", dataset),
+    epochs: int(v.epochs, "epochs", 40),
+    dv,
+    dz: int(v.dz, "dz", dv),
+    hidden: v.hidden === undefined ? undefined : int(v.hidden, "hidden", 128),
+    filters,
+    nMax: int(v["n-max"], "n-max", 7),
+    batchSize: int(v["batch-size"], "batch-size", 32),
+    batchDoubleEvery: int(v["batch-double-every"], "batch-double-every", 10, 0),
+    maxBatchSize: int(v["max-batch-size"], "max-batch-size", 256),
+    contextShare: int(v["context-share"], "context-share", 4),
+    learningRate: num(v.lr, "lr", 1e-3),
+    seed: int(v.seed, "seed", 1, 0),
+    resume: Boolean(v.resume),
+    quiet: Boolean(v.quiet),
+    command: commandLine(),
+  };
+  const trainSize = v["train-size"] === undefined ? undefined : int(v["train-size"], "train-size", 0);
+  const valSize = v["val-size"] === undefined ? undefined : int(v["val-size"], "val-size", 0);
+
+  // Data errors should surface before the (slower) backend start.
+  const { loadIdxDataset } = await import("./data/mnist.js");
+  const data = loadIdxDataset(dataset, { dataDir: v["data-dir"] as string | undefined, trainSize, valSize });
+  const { initBackend, describeBackend } = await import("./backend/index.js");
+  const backend = await initBackend(v.backend as string | undefined);
+  console.log(describeBackend(backend));
+  const { train } = await import("./train/trainer.js");
+  const r = await train(data, { ...opts, backend: backend.name });
+  r.model.dispose();
+}
+
+async function cmdEval(argv: string[]): Promise<void> {
+  const { values: v, positionals } = parse(
+    argv,
+    {
+      split: { type: "string" },
+      "data-dir": { type: "string" },
+      "v-epochs": { type: "string" },
+      "benchmark-epochs": { type: "string" },
+      "train-size": { type: "string" },
+      limit: { type: "string" },
+      out: { type: "string" },
+      backend: { type: "string" },
+    },
+    true,
+  );
+  if (v.help) return void console.log(EVAL_USAGE);
+  if (positionals.length !== 1) throw new UserError("usage: equivae eval <checkpoint> [--split test|validation]");
+  const dir = resolve(positionals[0]);
+  const split = (v.split as string | undefined) ?? "test";
+  if (split !== "test" && split !== "validation") throw new UserError(`unknown split '${split}' (test or validation)`);
+  const vEpochs = int(v["v-epochs"], "v-epochs", 20, 0);
+  const benchEpochs = int(v["benchmark-epochs"], "benchmark-epochs", 5, 0);
+  const limit = v.limit === undefined ? undefined : int(v.limit, "limit", 1);
+
+  const { readManifest, loadCheckpoint } = await import("./train/checkpoint.js");
+  const m = await readManifest(dir);
+  const name = m.dataset.name;
+  if (name !== "mnist" && name !== "fashion-mnist") throw new UserError(`eval: unsupported dataset '${name}' in ${dir}`);
+  const { loadIdxDataset } = await import("./data/mnist.js");
+  const { subset, range } = await import("./data/dataset.js");
+  const trainSize = v["train-size"] === undefined ? m.dataset.trainSize : int(v["train-size"], "train-size", 1);
+  const data = loadIdxDataset(name, {
+    dataDir: (v["data-dir"] as string | undefined) ?? (process.env.EQUIVAE_DATA_DIR ? undefined : m.dataset.source),
+    trainSize,
+    withTest: split === "test",
+  });
+  let evalSet = split === "test" ? data.test! : data.validation;
+  if (limit !== undefined) evalSet = subset(evalSet, range(0, Math.min(limit, evalSet.n)));
+
+  const { initBackend, describeBackend } = await import("./backend/index.js");
+  const backend = await initBackend(v.backend as string | undefined);
+  console.log(describeBackend(backend));
+  const ck = await loadCheckpoint(dir);
+  const { evaluate } = await import("./train/evaluate.js");
+  const r = await evaluate(ck.model, ck.centroids, data.train, evalSet, split, {
+    vClassifierEpochs: vEpochs,
+    benchmarkEpochs: benchEpochs,
+  });
+  const pct = (x: number | null) => (x === null ? "skipped" : `${(x * 100).toFixed(2)}%`);
+  console.log("");
+  console.log(`| ${split} error (${evalSet.n} images) | value |`);
+  console.log("| --- | --- |");
+  console.log(`| nearest centroid on v | ${pct(r.centroidError)} |`);
+  console.log(`| neural classifier on v | ${pct(r.vClassifierError)} |`);
+  console.log(`| benchmark classifier | ${pct(r.benchmarkError)} |`);
+  const out = resolve((v.out as string | undefined) ?? join(dir, "eval.json"));
+  const result = { checkpoint: dir, dataset: name, backend: backend.name, time: new Date().toISOString(), ...r };
+  writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
+  console.log(`\nwrote ${out}`);
+  ck.model.dispose();
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case "train":
+        await cmdTrain(rest);
+        return 0;
+      case "eval":
+        await cmdEval(rest);
+        return 0;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        console.log(USAGE);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UserError(`unknown command '${cmd}' (see 'equivae --help')`);
+    }
+  } catch (e) {
+    if (e instanceof UserError) {
+      console.error(`error: ${e.message}`);
+      return e.exitCode;
+    }
+    console.error(`error: ${errorMessage(e)}`);
+    if (process.env.EQUIVAE_DEBUG) console.error(e);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,80 @@
+import { UserError } from "../util/errors.js";
+
+export type LikelihoodName = "bernoulli" | "gaussian";
+
+/** Everything needed to rebuild the networks; stored in every checkpoint's manifest. */
+export interface ModelConfig {
+  height: number;
+  width: number;
+  channels: number;
+  numClasses: number;
+  /** Size of the invariant representation v. */
+  dv: number;
+  /** Size of the equivariant latent z. */
+  dz: number;
+  /** Dense hidden units H. */
+  hidden: number;
+  /** Filters of the 5-layer conv stack. */
+  filters: number[];
+  /** Strides of the conv stack (the decoder mirrors them). */
+  strides: number[];
+  kernel: number;
+  likelihood: LikelihoodName;
+}
+
+export const MAX_PARAMETERS = 1_000_000;
+
+export function defaultConfig(p: {
+  height: number;
+  width: number;
+  channels: number;
+  numClasses: number;
+  dv?: number;
+  dz?: number;
+  hidden?: number;
+  filters?: number[];
+  likelihood?: LikelihoodName;
+}): ModelConfig {
+  const dv = p.dv ?? 16;
+  const cfg: ModelConfig = {
+    height: p.height,
+    width: p.width,
+    channels: p.channels,
+    numClasses: p.numClasses,
+    dv,
+    dz: p.dz ?? dv,
+    // The spec: H = 128 for d = 16, halved for d = 8.
+    hidden: p.hidden ?? (dv <= 8 ? 64 : 128),
+    filters: p.filters ?? [16, 16, 32, 32, 64],
+    strides: [1, 2, 2, 2, 2],
+    kernel: 5,
+    likelihood: p.likelihood ?? "bernoulli",
+  };
+  validateConfig(cfg);
+  return cfg;
+}
+
+export function validateConfig(c: ModelConfig): void {
+  const pos = (v: number, what: string) => {
+    if (!Number.isInteger(v) || v < 1) throw new UserError(`${what} must be a positive integer (got ${v})`);
+  };
+  pos(c.dv, "dv");
+  pos(c.dz, "dz");
+  pos(c.hidden, "hidden");
+  pos(c.numClasses, "number of classes");
+  if (c.numClasses < 2) throw new UserError(`need at least 2 classes (got ${c.numClasses})`);
+  if (c.filters.length !== c.strides.length) {
+    throw new UserError(`--filters needs ${c.strides.length} values (one per conv layer), got ${c.filters.length}`);
+  }
+  c.filters.forEach((f) => pos(f, "each filter count"));
+}
+
+/** Spatial sizes through the conv stack with 'same' padding: [input, after layer 1, ...]. */
+export function convSizes(c: ModelConfig): Array<[number, number]> {
+  const out: Array<[number, number]> = [[c.height, c.width]];
+  for (const s of c.strides) {
+    const [h, w] = out[out.length - 1];
+    out.push([Math.ceil(h / s), Math.ceil(w / s)]);
+  }
+  return out;
+}

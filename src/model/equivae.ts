@@ -1,0 +1,179 @@
+import * as tf from "@tensorflow/tfjs";
+import { Rng } from "../util/rng.js";
+import { UserError } from "../util/errors.js";
+import { MAX_PARAMETERS, convSizes, validateConfig, type ModelConfig } from "./config.js";
+import { likelihoodFor, type Likelihood } from "./likelihood.js";
+import { Params, addDense, dense } from "./params.js";
+
+/**
+ * Parameter name prefixes, one per network. They are part of the checkpoint format
+ * (and of the ONNX export), so do not rename them.
+ */
+export const NETS = {
+  /** f: per-image conv stack + dense (invariant path). */
+  f: "inv_f",
+  /** g: dense hidden + linear d_v, applied after the set mean. */
+  g: "inv_g",
+  /** q(z | x, v). */
+  enc: "enc",
+  /** p(x | v, z). */
+  dec: "dec",
+} as const;
+
+/**
+ * EquiVAE networks (Feige 2019, Eq. 2-4) over named variables. Every method is a pure
+ * function of its inputs and the parameters; callers own tf.tidy.
+ */
+export class EquiVAE {
+  readonly params: Params;
+  readonly likelihood: Likelihood;
+  private readonly sizes: Array<[number, number]>;
+
+  constructor(
+    readonly config: ModelConfig,
+    seed = 1,
+  ) {
+    validateConfig(config);
+    this.params = new Params(new Rng(seed));
+    this.likelihood = likelihoodFor(config.likelihood);
+    this.sizes = convSizes(config);
+    this.build();
+    const n = this.params.count();
+    if (n >= MAX_PARAMETERS) {
+      this.params.dispose();
+      throw new UserError(`this configuration has ${n.toLocaleString("en")} parameters; the limit is 1,000,000`);
+    }
+  }
+
+  get parameterCount(): number {
+    return this.params.count();
+  }
+
+  /** Parameter counts per network, for logs and the manifest. */
+  parameterBreakdown(): Record<string, number> {
+    return Object.fromEntries(Object.entries(NETS).map(([k, p]) => [k, this.params.count(`${p}/`)]));
+  }
+
+  private build(): void {
+    const c = this.config;
+    const p = this.params;
+    const H = c.hidden;
+    const flat = this.flatSize();
+    const addConvStack = (prefix: string) => {
+      let inC = c.channels;
+      c.filters.forEach((f, i) => {
+        const k = c.kernel;
+        p.add(`${prefix}/conv${i}/kernel`, [k, k, inC, f], k * k * inC, k * k * f);
+        p.zeros(`${prefix}/conv${i}/bias`, [f]);
+        inC = f;
+      });
+      addDense(p, `${prefix}/dense`, flat, H);
+    };
+    addConvStack(NETS.f);
+    addDense(p, `${NETS.g}/hidden`, H, H);
+    addDense(p, `${NETS.g}/out`, H, c.dv);
+
+    addConvStack(NETS.enc);
+    addDense(p, `${NETS.enc}/v`, c.dv, H);
+    for (const head of ["mu", "logvar"]) {
+      addDense(p, `${NETS.enc}/${head}_hidden`, 2 * H, H);
+      addDense(p, `${NETS.enc}/${head}_out`, H, c.dz);
+    }
+
+    addDense(p, `${NETS.dec}/v`, c.dv, H);
+    addDense(p, `${NETS.dec}/z`, c.dz, H);
+    addDense(p, `${NETS.dec}/hidden`, 2 * H, flat);
+    // Transposed convs mirror conv layers L-1..1; a final stride-1 conv maps to the image's channels.
+    const L = c.filters.length;
+    for (let i = L - 1; i >= 1; i--) {
+      const k = c.kernel;
+      const inC = c.filters[i];
+      const outC = c.filters[i - 1];
+      // conv2dTranspose filters are [k, k, outC, inC].
+      p.add(`${NETS.dec}/deconv${i}/kernel`, [k, k, outC, inC], k * k * inC, k * k * outC);
+      p.zeros(`${NETS.dec}/deconv${i}/bias`, [outC]);
+    }
+    const k = c.kernel;
+    p.add(`${NETS.dec}/out/kernel`, [k, k, c.filters[0], c.channels], k * k * c.filters[0], k * k * c.channels);
+    p.zeros(`${NETS.dec}/out/bias`, [c.channels]);
+  }
+
+  private flatSize(): number {
+    const [h, w] = this.sizes[this.sizes.length - 1];
+    return h * w * this.config.filters[this.config.filters.length - 1];
+  }
+
+  /** Conv stack + dense (ReLU) of a network: [N,H,W,C] -> [N, hidden]. */
+  private convStack(prefix: string, x: tf.Tensor4D): tf.Tensor2D {
+    const c = this.config;
+    let h: tf.Tensor4D = x;
+    c.filters.forEach((_, i) => {
+      const y = tf.conv2d(h, this.params.get(`${prefix}/conv${i}/kernel`) as tf.Tensor4D, c.strides[i], "same");
+      h = tf.relu(tf.add(y, this.params.get(`${prefix}/conv${i}/bias`)));
+    });
+    return dense(this.params, `${prefix}/dense`, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D, "relu");
+  }
+
+  /** f(x): [N,H,W,C] -> [N, hidden]. */
+  f(x: tf.Tensor4D): tf.Tensor2D {
+    return this.convStack(NETS.f, x);
+  }
+
+  /** g(mean of f): [N, hidden] -> v [N, dv]. */
+  g(h: tf.Tensor2D): tf.Tensor2D {
+    return dense(this.params, `${NETS.g}/out`, dense(this.params, `${NETS.g}/hidden`, h, "relu"));
+  }
+
+  /** The n = 1 invariant embedding v(x) = g(f(x)). */
+  invariant(x: tf.Tensor4D): tf.Tensor2D {
+    return this.g(this.f(x));
+  }
+
+  /**
+   * Set embeddings (Eq. 2): `avg` is a [B, P] matrix whose row b averages the f outputs of
+   * target b's context images among the P rows of `context`.
+   */
+  setInvariant(context: tf.Tensor4D, avg: tf.Tensor2D): tf.Tensor2D {
+    return this.g(tf.matMul(avg, this.f(context)));
+  }
+
+  /** q(z | x, v): mean and log-variance, each [N, dz]. */
+  encode(x: tf.Tensor4D, v: tf.Tensor2D): { mu: tf.Tensor2D; logvar: tf.Tensor2D } {
+    const p = this.params;
+    const hx = this.convStack(NETS.enc, x);
+    const hv = dense(p, `${NETS.enc}/v`, v, "relu");
+    const h = tf.concat([hx, hv], 1);
+    const head = (name: string) => dense(p, `${NETS.enc}/${name}_out`, dense(p, `${NETS.enc}/${name}_hidden`, h, "relu"));
+    return { mu: head("mu"), logvar: head("logvar") };
+  }
+
+  /** p(x | v, z): the raw decoder output (Bernoulli logits or Gaussian means), [N,H,W,C]. */
+  decode(v: tf.Tensor2D, z: tf.Tensor2D): tf.Tensor4D {
+    const c = this.config;
+    const p = this.params;
+    const n = v.shape[0];
+    const a = dense(p, `${NETS.dec}/v`, v, "relu");
+    const b = dense(p, `${NETS.dec}/z`, z, "relu");
+    const h0 = dense(p, `${NETS.dec}/hidden`, tf.concat([a, b], 1), "relu");
+    const L = c.filters.length;
+    const [sh, sw] = this.sizes[L];
+    let h = tf.reshape(h0, [n, sh, sw, c.filters[L - 1]]) as tf.Tensor4D;
+    for (let i = L - 1; i >= 1; i--) {
+      const [oh, ow] = this.sizes[i];
+      const y = tf.conv2dTranspose(
+        h,
+        p.get(`${NETS.dec}/deconv${i}/kernel`) as tf.Tensor4D,
+        [n, oh, ow, c.filters[i - 1]],
+        c.strides[i],
+        "same",
+      );
+      h = tf.relu(tf.add(y, p.get(`${NETS.dec}/deconv${i}/bias`)));
+    }
+    const out = tf.conv2d(h, p.get(`${NETS.dec}/out/kernel`) as tf.Tensor4D, c.strides[0], "same");
+    return tf.add(out, p.get(`${NETS.dec}/out/bias`));
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+}

@@ -1,0 +1,79 @@
+import * as tf from "@tensorflow/tfjs";
+import { Rng } from "../util/rng.js";
+
+/** Named trainable variables. Names are stable: they are the checkpoint's weight names. */
+export class Params {
+  private static instances = 0;
+  readonly vars = new Map<string, tf.Variable>();
+  /** TF.js variable names are global: each model instance prefixes its own (m<id>/...). */
+  private readonly prefix = `m${++Params.instances}/`;
+
+  constructor(private readonly rng: Rng) {}
+
+  /** Glorot-uniform weights, zero biases; drawn from the seeded Rng so every backend starts alike. */
+  add(name: string, shape: number[], fanIn: number, fanOut: number): tf.Variable {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const limit = Math.sqrt(6 / (fanIn + fanOut));
+    const v = new Float32Array(size);
+    for (let i = 0; i < size; i++) v[i] = (this.rng.next() * 2 - 1) * limit;
+    return this.put(name, tf.tensor(v, shape));
+  }
+
+  zeros(name: string, shape: number[]): tf.Variable {
+    return this.put(name, tf.zeros(shape));
+  }
+
+  private put(name: string, t: tf.Tensor): tf.Variable {
+    if (this.vars.has(name)) throw new Error(`duplicate parameter ${name}`);
+    const v = tf.variable(t, true, this.prefix + name);
+    t.dispose();
+    this.vars.set(name, v);
+    return v;
+  }
+
+  get(name: string): tf.Variable {
+    const v = this.vars.get(name);
+    if (!v) throw new Error(`no parameter ${name}`);
+    return v;
+  }
+
+  count(prefix = ""): number {
+    let n = 0;
+    for (const [k, v] of this.vars) if (k.startsWith(prefix)) n += v.size;
+    return n;
+  }
+
+  list(prefix = ""): tf.Variable[] {
+    return [...this.vars].filter(([k]) => k.startsWith(prefix)).map(([, v]) => v);
+  }
+
+  /** Replaces every variable's value from a name -> tensor map (exact names and shapes required). */
+  assign(values: tf.NamedTensorMap, what = "weights"): void {
+    for (const [name, v] of this.vars) {
+      const t = values[name];
+      if (!t) throw new Error(`${what}: missing tensor ${name}`);
+      if (t.shape.join(",") !== v.shape.join(",")) {
+        throw new Error(`${what}: ${name} has shape [${t.shape}] but the model expects [${v.shape}]`);
+      }
+      v.assign(t);
+    }
+    const extra = Object.keys(values).filter((k) => !this.vars.has(k));
+    if (extra.length) throw new Error(`${what}: unexpected tensors ${extra.slice(0, 3).join(", ")}`);
+  }
+
+  dispose(): void {
+    for (const v of this.vars.values()) v.dispose();
+    this.vars.clear();
+  }
+}
+
+/** Dense layer parameters: `${name}/kernel` [in, out] and `${name}/bias` [out]. */
+export function addDense(p: Params, name: string, inDim: number, outDim: number): void {
+  p.add(`${name}/kernel`, [inDim, outDim], inDim, outDim);
+  p.zeros(`${name}/bias`, [outDim]);
+}
+
+export function dense(p: Params, name: string, x: tf.Tensor2D, act?: "relu"): tf.Tensor2D {
+  const y = tf.add(tf.matMul(x, p.get(`${name}/kernel`) as tf.Tensor2D), p.get(`${name}/bias`)) as tf.Tensor2D;
+  return act === "relu" ? tf.relu(y) : y;
+}

@@ -1,0 +1,144 @@
+import * as tf from "@tensorflow/tfjs";
+import type { ImageSet } from "../data/dataset.js";
+import { batchPixels } from "../data/dataset.js";
+import type { ModelConfig } from "../model/config.js";
+import type { EquiVAE } from "../model/equivae.js";
+import { centroidMatrix, type Centroids } from "./checkpoint.js";
+import { embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
+
+export interface EvalOptions {
+  /** Epochs for the small neural classifier on v (0 skips it). */
+  vClassifierEpochs: number;
+  /** Epochs for the end-to-end benchmark classifier (0 skips it). */
+  benchmarkEpochs: number;
+  log?: (line: string) => void;
+}
+
+export interface EvalResult {
+  split: string;
+  n: number;
+  centroidError: number;
+  vClassifierError: number | null;
+  benchmarkError: number | null;
+  details: Record<string, unknown>;
+}
+
+const DROPOUT = 0.3;
+
+/** The two dropout dense layers (128, 64) + softmax shared by both classifiers. */
+function head(k: number, inputShape?: number[]): tf.layers.Layer[] {
+  return [
+    tf.layers.dense({ units: 128, activation: "relu", ...(inputShape ? { inputShape } : {}) }),
+    tf.layers.dropout({ rate: DROPOUT }),
+    tf.layers.dense({ units: 64, activation: "relu" }),
+    tf.layers.dropout({ rate: DROPOUT }),
+    tf.layers.dense({ units: k, activation: "softmax" }),
+  ];
+}
+
+async function fitAndTest(
+  model: tf.Sequential,
+  xTrain: tf.Tensor,
+  yTrain: Int32Array,
+  xTest: tf.Tensor,
+  yTest: Int32Array,
+  k: number,
+  epochs: number,
+  batchSize: number,
+  log: (l: string) => void,
+  name: string,
+): Promise<number> {
+  model.compile({ optimizer: tf.train.adam(1e-3), loss: "categoricalCrossentropy", metrics: ["accuracy"] });
+  const yT = tf.oneHot(tf.tensor1d(yTrain, "int32"), k);
+  await model.fit(xTrain, yT, {
+    epochs,
+    batchSize,
+    shuffle: true,
+    verbose: 0,
+    callbacks: {
+      onEpochEnd: async (e, logs) => log(`  ${name} epoch ${e + 1}/${epochs}: loss ${logs?.loss?.toFixed(4)} acc ${logs?.acc?.toFixed(4)}`),
+    },
+  });
+  yT.dispose();
+  const p = tf.tidy(() => (model.predict(xTest, { batchSize: 256 }) as tf.Tensor).argMax(-1));
+  const pred = Int32Array.from(p.dataSync());
+  p.dispose();
+  return errorRate(pred, yTest);
+}
+
+/** Benchmark classifier: the same conv stack + dense block, then 2 dropout dense layers; end to end. */
+export function benchmarkClassifier(cfg: ModelConfig): tf.Sequential {
+  const m = tf.sequential();
+  cfg.filters.forEach((f, i) =>
+    m.add(
+      tf.layers.conv2d({
+        filters: f,
+        kernelSize: cfg.kernel,
+        strides: cfg.strides[i],
+        padding: "same",
+        activation: "relu",
+        ...(i === 0 ? { inputShape: [cfg.height, cfg.width, cfg.channels] } : {}),
+      }),
+    ),
+  );
+  m.add(tf.layers.flatten());
+  m.add(tf.layers.dense({ units: cfg.hidden, activation: "relu" }));
+  for (const l of head(cfg.numClasses)) m.add(l);
+  return m;
+}
+
+/**
+ * Test-split evaluation: nearest-centroid error on v, a neural classifier on v trained on the
+ * training split's v, and the benchmark classifier trained end to end on the training split.
+ */
+export async function evaluate(
+  model: EquiVAE,
+  centroids: Centroids,
+  train: ImageSet,
+  test: ImageSet,
+  split: string,
+  o: EvalOptions,
+): Promise<EvalResult> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const cfg = model.config;
+  const k = cfg.numClasses;
+  const vTest = embedInvariant(model, test);
+  const centroidError = errorRate(nearestCentroid(vTest, centroidMatrix(centroids), cfg.dv), test.labels);
+  log(`nearest-centroid error on ${split}: ${(centroidError * 100).toFixed(2)}%`);
+
+  let vClassifierError: number | null = null;
+  if (o.vClassifierEpochs > 0) {
+    const vTrain = embedInvariant(model, train);
+    const clf = tf.sequential();
+    for (const l of head(k, [cfg.dv])) clf.add(l);
+    const xTr = tf.tensor2d(vTrain, [train.n, cfg.dv]);
+    const xTe = tf.tensor2d(vTest, [test.n, cfg.dv]);
+    vClassifierError = await fitAndTest(clf, xTr, train.labels, xTe, test.labels, k, o.vClassifierEpochs, 128, log, "classifier on v");
+    tf.dispose([xTr, xTe]);
+    clf.dispose();
+    log(`neural classifier on v, error on ${split}: ${(vClassifierError * 100).toFixed(2)}%`);
+  }
+
+  let benchmarkError: number | null = null;
+  if (o.benchmarkEpochs > 0) {
+    const clf = benchmarkClassifier(cfg);
+    const xTr = tf.tensor4d(batchPixels(train, range(train.n)), [train.n, cfg.height, cfg.width, cfg.channels]);
+    const xTe = tf.tensor4d(batchPixels(test, range(test.n)), [test.n, cfg.height, cfg.width, cfg.channels]);
+    benchmarkError = await fitAndTest(clf, xTr, train.labels, xTe, test.labels, k, o.benchmarkEpochs, 64, log, "benchmark");
+    tf.dispose([xTr, xTe]);
+    clf.dispose();
+    log(`benchmark classifier, error on ${split}: ${(benchmarkError * 100).toFixed(2)}%`);
+  }
+  return {
+    split,
+    n: test.n,
+    centroidError,
+    vClassifierError,
+    benchmarkError,
+    details: { vClassifierEpochs: o.vClassifierEpochs, benchmarkEpochs: o.benchmarkEpochs, dropout: DROPOUT },
+  };
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}

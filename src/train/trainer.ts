@@ -1,0 +1,281 @@
+import * as tf from "@tensorflow/tfjs";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import type { ImageSet, LabelledData } from "../data/dataset.js";
+import { batchPixels } from "../data/dataset.js";
+import { ComplementarySampler, averagingMatrix } from "../data/sampler.js";
+import { defaultConfig, type ModelConfig } from "../model/config.js";
+import { EquiVAE } from "../model/equivae.js";
+import { supervisedLoss } from "../model/objective.js";
+import { UserError } from "../util/errors.js";
+import { Progress, fmtDuration } from "../util/progress.js";
+import { Rng, mixSeed } from "../util/rng.js";
+import {
+  loadCheckpoint,
+  loadOptimizerState,
+  readManifest,
+  saveCheckpoint,
+  type Centroids,
+  type EpochMetrics,
+  type TrainState,
+} from "./checkpoint.js";
+import { centroidsFrom, embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
+
+export interface TrainOptions {
+  out: string;
+  epochs: number;
+  dv: number;
+  dz: number;
+  hidden?: number;
+  filters?: number[];
+  nMax: number;
+  batchSize: number;
+  /** Double the batch size every this many epochs (0: never). */
+  batchDoubleEvery: number;
+  maxBatchSize: number;
+  /** At most this many targets of one class share one context pool per step. */
+  contextShare: number;
+  learningRate: number;
+  seed: number;
+  resume: boolean;
+  /** The command line, recorded in the manifest. */
+  command: string;
+  backend: string;
+  /** Printed log lines (per-epoch summaries); progress bars go to stderr. */
+  log?: (line: string) => void;
+  quiet?: boolean;
+}
+
+export function batchSizeFor(epoch: number, o: Pick<TrainOptions, "batchSize" | "batchDoubleEvery" | "maxBatchSize">): number {
+  const doublings = o.batchDoubleEvery > 0 ? Math.floor((epoch - 1) / o.batchDoubleEvery) : 0;
+  return Math.min(o.maxBatchSize, o.batchSize * 2 ** doublings);
+}
+
+/** Standard normal noise from the seeded Rng (Box-Muller), so resumed runs draw the same eps. */
+function normals(rng: Rng, n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = Math.max(rng.next(), 1e-12);
+    const r = Math.sqrt(-2 * Math.log(u));
+    const t = 2 * Math.PI * rng.next();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
+
+/**
+ * One supervised optimisation step on a batch of training rows: draws n ~ U{1..nMax}, the
+ * shared complementary sets and eps from `rng`, then applies Adam. Leaves no tensors behind.
+ */
+export function makeTrainStep(
+  model: EquiVAE,
+  optimizer: tf.Optimizer,
+  train: ImageSet,
+  sampler: ComplementarySampler,
+  o: Pick<TrainOptions, "nMax" | "contextShare">,
+): (batch: ArrayLike<number>, rng: Rng) => { recon: number; kl: number } {
+  const cfg = model.config;
+  const [H, W, C] = [cfg.height, cfg.width, cfg.channels];
+  const vars = model.params.list();
+  return (batch, rng) => {
+    const B = batch.length;
+    const n = rng.int(1, o.nMax);
+    const { rows, sets } = sampler.batchContexts(batch, train.labels, n, o.contextShare, rng);
+    const eps = normals(rng, B * cfg.dz);
+    return tf.tidy(() => {
+      const x = tf.tensor4d(batchPixels(train, batch), [B, H, W, C]);
+      const ctx = tf.tensor4d(batchPixels(train, rows), [rows.length, H, W, C]);
+      const avg = tf.tensor2d(averagingMatrix(sets, rows.length), [B, rows.length]);
+      const e = tf.tensor2d(eps, [B, cfg.dz]);
+      let parts: tf.Scalar[] = [];
+      optimizer.minimize(
+        () => {
+          const r = supervisedLoss(model, x, ctx, avg, e);
+          parts = [tf.keep(r.recon), tf.keep(r.kl)];
+          return r.loss;
+        },
+        false,
+        vars,
+      );
+      const [recon, kl] = parts.map((t) => t.dataSync()[0]);
+      tf.dispose(parts);
+      return { recon, kl };
+    });
+  };
+}
+
+export interface TrainResult {
+  model: EquiVAE;
+  metrics: EpochMetrics[];
+  centroids: Centroids;
+}
+
+/** The options that must match between a checkpoint and `--resume`. */
+const FIXED_ON_RESUME = ["dv", "dz", "hidden", "filters", "nMax", "seed", "contextShare", "batchSize", "batchDoubleEvery", "maxBatchSize", "learningRate"] as const;
+
+/**
+ * Supervised EquiVAE training (Eq. 4) with a checkpoint after every epoch.
+ * With `resume`, continues from the last completed epoch in `out`; the per-epoch seeds make
+ * the continued run identical to an uninterrupted one.
+ */
+export async function train(data: LabelledData, o: TrainOptions): Promise<TrainResult> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const out = resolve(o.out);
+  const train = data.train;
+  const sampler = new ComplementarySampler(train.labels, data.classNames);
+
+  let model: EquiVAE;
+  let state: TrainState = { epoch: 0, step: 0, wallSeconds: 0 };
+  let metrics: EpochMetrics[] = [];
+  let command = o.command;
+  const resumedWith: string[] = [];
+  const optimizer = tf.train.adam(o.learningRate);
+
+  if (o.resume && existsSync(out)) {
+    const m = await readManifest(out);
+    const prev = m.training.options as Record<string, unknown>;
+    for (const k of FIXED_ON_RESUME) {
+      if (JSON.stringify(prev[k]) !== JSON.stringify(o[k])) {
+        throw new UserError(
+          `--resume: ${k} was ${JSON.stringify(prev[k])} in ${out} but is ${JSON.stringify(o[k])} now; ` +
+            `resume with the original settings (only --epochs may change)`,
+        );
+      }
+    }
+    if (m.dataset.name !== data.name || m.dataset.trainSize !== train.n) {
+      throw new UserError(`--resume: ${out} was trained on ${m.dataset.name} (${m.dataset.trainSize} images), not ${data.name} (${train.n})`);
+    }
+    const ck = await loadCheckpoint(out);
+    model = ck.model;
+    state = ck.state;
+    metrics = ck.metricsLines;
+    command = m.training.command;
+    resumedWith.push(...(m.training.resumedWith ?? []), o.command);
+    await loadOptimizerState(out, optimizer);
+    log(`resuming ${out} after epoch ${state.epoch} of ${o.epochs}`);
+  } else {
+    if (o.resume) log(`--resume: ${out} does not exist yet; starting a new run`);
+    else if (existsSync(out)) {
+      throw new UserError(`${out} already exists; pass --resume to continue it, or choose another --out`);
+    }
+    const cfg: ModelConfig = defaultConfig({
+      height: train.height,
+      width: train.width,
+      channels: train.channels,
+      numClasses: data.classNames.length,
+      dv: o.dv,
+      dz: o.dz,
+      hidden: o.hidden,
+      filters: o.filters,
+    });
+    model = new EquiVAE(cfg, o.seed);
+  }
+  const cfg = model.config;
+  const breakdown = model.parameterBreakdown();
+  log(
+    `model: ${model.parameterCount.toLocaleString("en")} parameters (` +
+      Object.entries(breakdown)
+        .map(([k, v]) => `${k} ${v.toLocaleString("en")}`)
+        .join(", ") +
+      `); dv=${cfg.dv} dz=${cfg.dz} H=${cfg.hidden} filters=${cfg.filters.join(",")}`,
+  );
+  log(`data: ${data.name} train ${train.n}, validation ${data.validation.n} (${data.source})`);
+
+  const step = makeTrainStep(model, optimizer, train, sampler, o);
+  let centroids: Centroids | undefined;
+  for (let epoch = state.epoch + 1; epoch <= o.epochs; epoch++) {
+    const rng = new Rng(mixSeed(o.seed, epoch));
+    const bs = batchSizeFor(epoch, o);
+    const order = Int32Array.from({ length: train.n }, (_, i) => i);
+    rng.shuffle(order);
+    const t0 = Date.now();
+    const progress = o.quiet ? undefined : new Progress(`epoch ${epoch}/${o.epochs}`, train.n);
+    let sumRecon = 0;
+    let sumKl = 0;
+    for (let s = 0; s < train.n; s += bs) {
+      const batch = order.subarray(s, Math.min(train.n, s + bs));
+      const B = batch.length;
+      const { recon, kl } = step(batch, rng);
+      if (!Number.isFinite(recon) || !Number.isFinite(kl)) {
+        throw new UserError(`training diverged at epoch ${epoch} (loss is ${recon + kl}); the last good checkpoint is ${out}`, 3);
+      }
+      sumRecon += recon * B;
+      sumKl += kl * B;
+      state.step++;
+      progress?.tick(B, `-ELBO ${(recon + kl).toFixed(1)}`);
+    }
+    const trainSecs = (Date.now() - t0) / 1000;
+    // Centroids from the n = 1 embeddings of the training split; error on the validation split.
+    const vTrain = embedInvariant(model, train);
+    const cm = centroidsFrom(vTrain, train.labels, cfg.numClasses, cfg.dv);
+    const vVal = embedInvariant(model, data.validation);
+    const valErr = errorRate(nearestCentroid(vVal, cm, cfg.dv), data.validation.labels);
+    const counts = new Array<number>(cfg.numClasses).fill(0);
+    for (const y of train.labels) if (y >= 0) counts[y]++;
+    centroids = {
+      classNames: data.classNames,
+      dv: cfg.dv,
+      centroids: Array.from({ length: cfg.numClasses }, (_, y) => Array.from(cm.subarray(y * cfg.dv, (y + 1) * cfg.dv))),
+      counts,
+    };
+    const epochSecs = (Date.now() - t0) / 1000;
+    state = { epoch, step: state.step, wallSeconds: state.wallSeconds + epochSecs };
+    const m: EpochMetrics = {
+      epoch,
+      elbo: -(sumRecon + sumKl) / train.n,
+      recon: sumRecon / train.n,
+      kl: sumKl / train.n,
+      valCentroidError: valErr,
+      batchSize: bs,
+      imgPerSec: train.n / trainSecs,
+      epochSeconds: epochSecs,
+      backend: o.backend,
+      time: new Date().toISOString(),
+    };
+    metrics.push(m);
+    await saveCheckpoint(out, {
+      manifest: {
+        model: cfg,
+        parameterCount: model.parameterCount,
+        parameters: breakdown,
+        dataset: {
+          name: data.name,
+          source: data.source,
+          classNames: data.classNames,
+          trainSize: train.n,
+          valSize: data.validation.n,
+          preprocessing: "pixels / 255",
+        },
+        training: {
+          command,
+          resumedWith,
+          options: Object.fromEntries(FIXED_ON_RESUME.map((k) => [k, o[k]])),
+          epochsCompleted: epoch,
+          epochsPlanned: o.epochs,
+          backend: o.backend,
+          wallSeconds: state.wallSeconds,
+        },
+        metrics: m,
+      },
+      model,
+      optimizer,
+      centroids,
+      state,
+      metricsLines: metrics,
+    });
+    log(
+      `epoch ${epoch}: ELBO ${m.elbo.toFixed(2)} (recon ${m.recon.toFixed(2)}, KL ${m.kl.toFixed(2)}), ` +
+        `val centroid error ${(valErr * 100).toFixed(2)}%, batch ${bs}, ${m.imgPerSec.toFixed(1)} img/s, ` +
+        `${fmtDuration(epochSecs)}; saved ${out}`,
+    );
+  }
+  optimizer.dispose();
+  if (!centroids) {
+    const ck = await loadCheckpoint(out);
+    ck.model.dispose();
+    centroids = ck.centroids;
+    log(`${out} has already completed ${state.epoch} epochs (asked for ${o.epochs}); nothing to do`);
+  }
+  return { model, metrics, centroids };
+}

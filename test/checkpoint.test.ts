@@ -1,0 +1,108 @@
+import { before, test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { initBackend } from "../src/backend/index.js";
+import { loadIdxDataset } from "../src/data/mnist.js";
+import { loadCheckpoint, readManifest } from "../src/train/checkpoint.js";
+import { embedInvariant } from "../src/train/embedding.js";
+import { train, type TrainOptions } from "../src/train/trainer.js";
+import { sha256File } from "../src/util/fsx.js";
+import { MNIST_DIR, tempDir } from "./helpers/paths.js";
+
+const data = loadIdxDataset("mnist", { dataDir: MNIST_DIR, trainSize: 320, valSize: 100 });
+const base: Omit<TrainOptions, "out" | "epochs" | "resume"> = {
+  dv: 16,
+  dz: 16,
+  nMax: 7,
+  batchSize: 32,
+  batchDoubleEvery: 1,
+  maxBatchSize: 64,
+  contextShare: 4,
+  learningRate: 1e-3,
+  seed: 4,
+  command: "test",
+  backend: "wasm",
+  quiet: true,
+  log: () => {},
+};
+
+before(async () => {
+  await initBackend("wasm");
+});
+
+test("a checkpoint records config, command, metrics and sha256 of every file; load reproduces embeddings exactly", async () => {
+  const dir = join(tempDir(), "ck");
+  const r = await train(data, { ...base, out: dir, epochs: 1, resume: false });
+  const m = await readManifest(dir);
+  assert.equal(m.format, "equivae-checkpoint");
+  assert.equal(m.model.dv, 16);
+  assert.equal(m.training.command, "test");
+  assert.equal(m.training.epochsCompleted, 1);
+  assert.equal(m.dataset.classNames.length, 10);
+  assert.equal(m.metrics?.epoch, 1);
+  for (const f of ["weights.bin", "weights.json", "optimizer.bin", "optimizer.json", "centroids.json", "metrics.jsonl"]) {
+    assert.equal(m.files[f].sha256, await sha256File(join(dir, f)), f);
+  }
+  assert.equal(readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").length, 1);
+
+  const ck = await loadCheckpoint(dir);
+  const a = embedInvariant(r.model, data.validation);
+  const b = embedInvariant(ck.model, data.validation);
+  assert.deepEqual(b, a);
+  assert.deepEqual(ck.centroids, r.centroids);
+  const numBefore = tf.memory().numTensors;
+  ck.model.dispose();
+  r.model.dispose();
+  assert.ok(tf.memory().numTensors < numBefore);
+});
+
+test("--resume continues from the last completed epoch and matches an uninterrupted run exactly", async () => {
+  const root = tempDir();
+  const straight = join(root, "straight");
+  const resumed = join(root, "resumed");
+  (await train(data, { ...base, out: straight, epochs: 3, resume: false })).model.dispose();
+  (await train(data, { ...base, out: resumed, epochs: 1, resume: false })).model.dispose();
+  // The batch size doubles every epoch here, so the schedule must be resumed too.
+  (await train(data, { ...base, out: resumed, epochs: 3, resume: true, command: "test --resume" })).model.dispose();
+  assert.ok(readFileSync(join(straight, "weights.bin")).equals(readFileSync(join(resumed, "weights.bin"))));
+  assert.ok(readFileSync(join(straight, "optimizer.bin")).equals(readFileSync(join(resumed, "optimizer.bin"))));
+  const lines = readFileSync(join(resumed, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => [l.epoch, l.batchSize]),
+    [
+      [1, 32],
+      [2, 64],
+      [3, 64],
+    ],
+  );
+  const m = await readManifest(resumed);
+  assert.equal(m.training.command, "test");
+  assert.deepEqual(m.training.resumedWith, ["test --resume"]);
+  // Changing a fixed setting on resume is refused.
+  await assert.rejects(
+    train(data, { ...base, seed: 5, out: resumed, epochs: 4, resume: true }),
+    /--resume: seed was 4 .* but is 5 now/,
+  );
+  // An existing directory without --resume is refused rather than overwritten.
+  await assert.rejects(train(data, { ...base, out: resumed, epochs: 4, resume: false }), /already exists; pass --resume/);
+});
+
+test("a corrupt or missing checkpoint file is a clear error naming the file; an interrupted swap is recovered", async () => {
+  const root = tempDir();
+  const dir = join(root, "ck");
+  (await train(data, { ...base, out: dir, epochs: 1, resume: false })).model.dispose();
+  const w = readFileSync(join(dir, "weights.bin"));
+  w[100] ^= 0xff;
+  writeFileSync(join(dir, "weights.bin"), w);
+  await assert.rejects(loadCheckpoint(dir), /checkpoint file corrupt: .*weights\.bin does not match its sha256/);
+  w[100] ^= 0xff;
+  writeFileSync(join(dir, "weights.bin"), w);
+  // A crash between the two renames of a checkpoint swap leaves only ck.old-<pid>.
+  renameSync(dir, `${dir}.old-12345`);
+  const ck = await loadCheckpoint(dir);
+  assert.ok(existsSync(join(dir, "manifest.json")));
+  ck.model.dispose();
+  await assert.rejects(loadCheckpoint(join(root, "nope")), /checkpoint directory not found/);
+});

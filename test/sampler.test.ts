@@ -1,0 +1,66 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ComplementarySampler, averagingMatrix } from "../src/data/sampler.js";
+import { Rng } from "../src/util/rng.js";
+
+const names = ["a", "b", "c"];
+
+test("sampleFor never returns the target and stays in its class", () => {
+  const labels = Int32Array.from({ length: 30 }, (_, i) => i % 3);
+  const s = new ComplementarySampler(labels, names);
+  const rng = new Rng(7);
+  for (let t = 0; t < 30; t++) {
+    for (let rep = 0; rep < 200; rep++) {
+      const n = rng.int(1, 7);
+      const set = s.sampleFor(t, labels[t], n, rng);
+      assert.equal(set.length, n);
+      assert.ok(!set.includes(t), `target ${t} in its own set`);
+      assert.equal(new Set(set).size, n, "duplicates");
+      for (const j of set) assert.equal(labels[j], labels[t]);
+    }
+  }
+});
+
+test("with 2 members the set is always the other member", () => {
+  const labels = Int32Array.from([0, 0, 1, 1, 2, 2]);
+  const s = new ComplementarySampler(labels, names);
+  const rng = new Rng(1);
+  for (let i = 0; i < 50; i++) assert.deepEqual(s.sampleFor(0, 0, 7, rng), [1]);
+});
+
+test("batchContexts: shared pools, never the target, uniform over D_y minus x", () => {
+  const labels = Int32Array.from({ length: 40 }, (_, i) => i % 2);
+  const s = new ComplementarySampler(labels, ["a", "b"]);
+  const rng = new Rng(3);
+  const counts = new Map<number, number>();
+  for (let rep = 0; rep < 3000; rep++) {
+    const targets = [0, 2, 4, 6, 8, 1, 3];
+    const { rows, sets } = s.batchContexts(targets, labels, 3, 4, rng);
+    // Class 0 has 5 targets -> 2 pools of 4, class 1 has 2 targets -> 1 pool of 4.
+    assert.equal(rows.length, 12);
+    sets.forEach((set, i) => {
+      assert.equal(set.length, 3);
+      for (const j of set) {
+        assert.notEqual(rows[j], targets[i], "target in its own context");
+        assert.equal(labels[rows[j]], labels[targets[i]]);
+      }
+      if (i === 0) for (const j of set) counts.set(rows[j], (counts.get(rows[j]) ?? 0) + 1);
+    });
+  }
+  // Target 0 draws from the 19 other even rows, each with probability 3/19.
+  assert.equal(counts.size, 19);
+  for (const [, c] of counts) assert.ok(Math.abs(c / 3000 - 3 / 19) < 0.04, `frequency ${c / 3000}`);
+});
+
+test("averagingMatrix rows average their set", () => {
+  const m = averagingMatrix([[0, 2], [1]], 3);
+  assert.deepEqual(Array.from(m), [0.5, 0, 0.5, 0, 1, 0]);
+});
+
+test("a class with fewer than 2 members is a clear error", () => {
+  assert.throws(
+    () => new ComplementarySampler(Int32Array.from([0, 0, 1, 2, 2]), names),
+    /class 1 \(b\) has 1 labelled member; every class needs at least 2/,
+  );
+  assert.throws(() => new ComplementarySampler(Int32Array.from([0, 0, 2, 2]), names), /class 1 \(b\) has 0 labelled members/);
+});
