@@ -52,7 +52,12 @@ type Parsed = { values: Record<string, string | boolean | undefined>; positional
 
 function parse(argv: string[], options: Opts, allowPositionals: boolean): Parsed {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals, strict: true }) as Parsed;
+    return parseArgs({
+      args: argv,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals,
+      strict: true,
+    }) as Parsed;
   } catch (e) {
     throw new UserError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
   }
@@ -61,7 +66,8 @@ function parse(argv: string[], options: Opts, allowPositionals: boolean): Parsed
 function int(v: string | boolean | undefined, name: string, dflt: number, min = 1): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} must be an integer >= ${min} (got '${v}')`);
+  if (!Number.isInteger(n) || n < min)
+    throw new UserError(`--${name} must be an integer >= ${min} (got '${v}')`);
   return n;
 }
 
@@ -110,7 +116,9 @@ async function cmdTrain(argv: string[]): Promise<void> {
     throw new UserError(`unknown dataset '${dataset}' (choose mnist or fashion-mnist)`);
   }
   if (v.labels !== undefined && v.labels !== "all") {
-    throw new UserError(`--labels ${v.labels}: semi-supervised training is not available yet; use --labels all`);
+    throw new UserError(
+      `--labels ${v.labels}: semi-supervised training is not available yet; use --labels all`,
+    );
   }
   const dv = int(v.dv, "dv", 16);
   const filters =
@@ -165,10 +173,12 @@ async function cmdEval(argv: string[]): Promise<void> {
     true,
   );
   if (v.help) return void console.log(EVAL_USAGE);
-  if (positionals.length !== 1) throw new UserError("usage: equivae eval <checkpoint> [--split test|validation]");
+  if (positionals.length !== 1)
+    throw new UserError("usage: equivae eval <checkpoint> [--split test|validation]");
   const dir = resolve(positionals[0]);
   const split = (v.split as string | undefined) ?? "test";
-  if (split !== "test" && split !== "validation") throw new UserError(`unknown split '${split}' (test or validation)`);
+  if (split !== "test" && split !== "validation")
+    throw new UserError(`unknown split '${split}' (test or validation)`);
   const vEpochs = int(v["v-epochs"], "v-epochs", 20, 0);
   const benchEpochs = int(v["benchmark-epochs"], "benchmark-epochs", 5, 0);
   const limit = v.limit === undefined ? undefined : int(v.limit, "limit", 1);
@@ -176,12 +186,15 @@ async function cmdEval(argv: string[]): Promise<void> {
   const { readManifest, loadCheckpoint } = await import("./train/checkpoint.js");
   const m = await readManifest(dir);
   const name = m.dataset.name;
-  if (name !== "mnist" && name !== "fashion-mnist") throw new UserError(`eval: unsupported dataset '${name}' in ${dir}`);
+  if (name !== "mnist" && name !== "fashion-mnist")
+    throw new UserError(`eval: unsupported dataset '${name}' in ${dir}`);
   const { loadIdxDataset } = await import("./data/mnist.js");
   const { subset, range } = await import("./data/dataset.js");
-  const trainSize = v["train-size"] === undefined ? m.dataset.trainSize : int(v["train-size"], "train-size", 1);
+  const trainSize =
+    v["train-size"] === undefined ? m.dataset.trainSize : int(v["train-size"], "train-size", 1);
   const data = loadIdxDataset(name, {
-    dataDir: (v["data-dir"] as string | undefined) ?? (process.env.EQUIVAE_DATA_DIR ? undefined : m.dataset.source),
+    dataDir:
+      (v["data-dir"] as string | undefined) ?? (process.env.EQUIVAE_DATA_DIR ? undefined : m.dataset.source),
     trainSize,
     withTest: split === "test",
   });
@@ -205,7 +218,13 @@ async function cmdEval(argv: string[]): Promise<void> {
   console.log(`| neural classifier on v | ${pct(r.vClassifierError)} |`);
   console.log(`| benchmark classifier | ${pct(r.benchmarkError)} |`);
   const out = resolve((v.out as string | undefined) ?? join(dir, "eval.json"));
-  const result = { checkpoint: dir, dataset: name, backend: backend.name, time: new Date().toISOString(), ...r };
+  const result = {
+    checkpoint: dir,
+    dataset: name,
+    backend: backend.name,
+    time: new Date().toISOString(),
+    ...r,
+  };
   writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
   console.log(`\nwrote ${out}`);
   ck.model.dispose();

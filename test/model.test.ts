@@ -26,13 +26,19 @@ test("default models stay under 1M parameters", () => {
   ]) {
     const m = new EquiVAE(cfg);
     const parts = m.parameterBreakdown();
-    assert.equal(Object.values(parts).reduce((a, b) => a + b, 0), m.parameterCount);
+    assert.equal(
+      Object.values(parts).reduce((a, b) => a + b, 0),
+      m.parameterCount,
+    );
     assert.ok(m.parameterCount < MAX_PARAMETERS && m.parameterCount > 300_000, `${m.parameterCount}`);
     m.dispose();
   }
   // Filters 32,32,64,64,64 give too many, as the spec says.
   assert.throws(
-    () => new EquiVAE(defaultConfig({ height: 28, width: 28, channels: 1, numClasses: 10, filters: [32, 32, 64, 64, 64] })),
+    () =>
+      new EquiVAE(
+        defaultConfig({ height: 28, width: 28, channels: 1, numClasses: 10, filters: [32, 32, 64, 64, 64] }),
+      ),
     /the limit is 1,000,000/,
   );
 });

@@ -62,5 +62,8 @@ test("a class with fewer than 2 members is a clear error", () => {
     () => new ComplementarySampler(Int32Array.from([0, 0, 1, 2, 2]), names),
     /class 1 \(b\) has 1 labelled member; every class needs at least 2/,
   );
-  assert.throws(() => new ComplementarySampler(Int32Array.from([0, 0, 2, 2]), names), /class 1 \(b\) has 0 labelled members/);
+  assert.throws(
+    () => new ComplementarySampler(Int32Array.from([0, 0, 2, 2]), names),
+    /class 1 \(b\) has 0 labelled members/,
+  );
 });

@@ -37,9 +37,12 @@ export function parseIdx(buf: Uint8Array, name = "IDX data"): IdxArray {
   const type = raw[2];
   const ndims = raw[3];
   if (type !== 0x08) {
-    throw new UserError(`${name}: IDX element type ${TYPE_NAMES[type] ?? `0x${type.toString(16)}`} is not supported (only ubyte)`);
+    throw new UserError(
+      `${name}: IDX element type ${TYPE_NAMES[type] ?? `0x${type.toString(16)}`} is not supported (only ubyte)`,
+    );
   }
-  if (ndims < 1 || ndims > 4) throw new UserError(`${name}: IDX header declares ${ndims} dimensions (1-4 expected)`);
+  if (ndims < 1 || ndims > 4)
+    throw new UserError(`${name}: IDX header declares ${ndims} dimensions (1-4 expected)`);
   const headerLen = 4 + 4 * ndims;
   if (raw.length < headerLen) throw new UserError(`${name}: truncated IDX header`);
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);

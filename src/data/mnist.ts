@@ -74,9 +74,12 @@ export function readIdxPair(imagesPath: string, labelsPath: string, numClasses: 
   const im = readIdxFile(imagesPath);
   const lb = readIdxFile(labelsPath);
   if (im.dims.length !== 3 && im.dims.length !== 4) {
-    throw new UserError(`${imagesPath}: expected an image array [N, H, W] or [N, H, W, C], got ${im.dims.join("x")}`);
+    throw new UserError(
+      `${imagesPath}: expected an image array [N, H, W] or [N, H, W, C], got ${im.dims.join("x")}`,
+    );
   }
-  if (lb.dims.length !== 1) throw new UserError(`${labelsPath}: expected a label vector, got ${lb.dims.join("x")}`);
+  if (lb.dims.length !== 1)
+    throw new UserError(`${labelsPath}: expected a label vector, got ${lb.dims.join("x")}`);
   if (im.dims[0] !== lb.dims[0]) {
     throw new UserError(
       `image/label count mismatch: ${imagesPath} has ${im.dims[0]} images but ${labelsPath} has ${lb.dims[0]} labels`,
@@ -85,7 +88,8 @@ export function readIdxPair(imagesPath: string, labelsPath: string, numClasses: 
   const labels = new Int32Array(lb.data.length);
   for (let i = 0; i < labels.length; i++) {
     const y = lb.data[i];
-    if (y >= numClasses) throw new UserError(`${labelsPath}: label ${y} at index ${i} is outside 0..${numClasses - 1}`);
+    if (y >= numClasses)
+      throw new UserError(`${labelsPath}: label ${y} at index ${i} is outside 0..${numClasses - 1}`);
     labels[i] = y;
   }
   return {
@@ -113,14 +117,19 @@ export function loadIdxDataset(name: IdxDatasetName, opts: LoadOptions = {}): La
   const dir = resolveDataDir(name, opts.dataDir);
   if (!existsSync(dir)) throw new UserError(`data directory not found: ${dir}`);
   const classNames = [...DATASETS[name].classNames];
-  const all = readIdxPair(findIdx(dir, "train", "images"), findIdx(dir, "train", "labels"), classNames.length);
+  const all = readIdxPair(
+    findIdx(dir, "train", "images"),
+    findIdx(dir, "train", "labels"),
+    classNames.length,
+  );
   if (all.n <= VALIDATION_SIZE) {
     throw new UserError(`${dir}: the training file has ${all.n} images; need more than ${VALIDATION_SIZE}`);
   }
   let validation = subset(all, range(0, VALIDATION_SIZE));
   let train = subset(all, range(VALIDATION_SIZE, all.n));
   if (opts.trainSize !== undefined) train = subset(train, range(0, Math.min(opts.trainSize, train.n)));
-  if (opts.valSize !== undefined) validation = subset(validation, range(0, Math.min(opts.valSize, validation.n)));
+  if (opts.valSize !== undefined)
+    validation = subset(validation, range(0, Math.min(opts.valSize, validation.n)));
   const test = opts.withTest
     ? readIdxPair(findIdx(dir, "t10k", "images"), findIdx(dir, "t10k", "labels"), classNames.length)
     : undefined;

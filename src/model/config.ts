@@ -64,7 +64,9 @@ export function validateConfig(c: ModelConfig): void {
   pos(c.numClasses, "number of classes");
   if (c.numClasses < 2) throw new UserError(`need at least 2 classes (got ${c.numClasses})`);
   if (c.filters.length !== c.strides.length) {
-    throw new UserError(`--filters needs ${c.strides.length} values (one per conv layer), got ${c.filters.length}`);
+    throw new UserError(
+      `--filters needs ${c.strides.length} values (one per conv layer), got ${c.filters.length}`,
+    );
   }
   c.filters.forEach((f) => pos(f, "each filter count"));
 }

@@ -41,7 +41,9 @@ export class EquiVAE {
     const n = this.params.count();
     if (n >= MAX_PARAMETERS) {
       this.params.dispose();
-      throw new UserError(`this configuration has ${n.toLocaleString("en")} parameters; the limit is 1,000,000`);
+      throw new UserError(
+        `this configuration has ${n.toLocaleString("en")} parameters; the limit is 1,000,000`,
+      );
     }
   }
 
@@ -94,7 +96,12 @@ export class EquiVAE {
       p.zeros(`${NETS.dec}/deconv${i}/bias`, [outC]);
     }
     const k = c.kernel;
-    p.add(`${NETS.dec}/out/kernel`, [k, k, c.filters[0], c.channels], k * k * c.filters[0], k * k * c.channels);
+    p.add(
+      `${NETS.dec}/out/kernel`,
+      [k, k, c.filters[0], c.channels],
+      k * k * c.filters[0],
+      k * k * c.channels,
+    );
     p.zeros(`${NETS.dec}/out/bias`, [c.channels]);
   }
 
@@ -108,7 +115,12 @@ export class EquiVAE {
     const c = this.config;
     let h: tf.Tensor4D = x;
     c.filters.forEach((_, i) => {
-      const y = tf.conv2d(h, this.params.get(`${prefix}/conv${i}/kernel`) as tf.Tensor4D, c.strides[i], "same");
+      const y = tf.conv2d(
+        h,
+        this.params.get(`${prefix}/conv${i}/kernel`) as tf.Tensor4D,
+        c.strides[i],
+        "same",
+      );
       h = tf.relu(tf.add(y, this.params.get(`${prefix}/conv${i}/bias`)));
     });
     return dense(this.params, `${prefix}/dense`, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D, "relu");
@@ -143,7 +155,8 @@ export class EquiVAE {
     const hx = this.convStack(NETS.enc, x);
     const hv = dense(p, `${NETS.enc}/v`, v, "relu");
     const h = tf.concat([hx, hv], 1);
-    const head = (name: string) => dense(p, `${NETS.enc}/${name}_out`, dense(p, `${NETS.enc}/${name}_hidden`, h, "relu"));
+    const head = (name: string) =>
+      dense(p, `${NETS.enc}/${name}_out`, dense(p, `${NETS.enc}/${name}_hidden`, h, "relu"));
     return { mu: head("mu"), logvar: head("logvar") };
   }
 

@@ -3,7 +3,10 @@ import type { EquiVAE } from "./equivae.js";
 
 /** Analytic KL( N(mu, diag exp(logvar)) || N(0, I) ) per example: [N]. */
 export function gaussianKl(mu: tf.Tensor2D, logvar: tf.Tensor2D): tf.Tensor1D {
-  return tf.mul(0.5, tf.sum(tf.sub(tf.add(tf.exp(logvar), tf.square(mu)), tf.add(1, logvar)), 1)) as tf.Tensor1D;
+  return tf.mul(
+    0.5,
+    tf.sum(tf.sub(tf.add(tf.exp(logvar), tf.square(mu)), tf.add(1, logvar)), 1),
+  ) as tf.Tensor1D;
 }
 
 /** z = mu + sigma * eps (the reparameterisation trick; eps ~ N(0, I) is passed in). */
@@ -22,7 +25,12 @@ export interface LabelledTerms {
  * The labelled loss of Eq. 4, L(x, y) = recon + kl, per example, given the class embedding v_y
  * of each target. The semi-supervised U(x) of Eq. 5-7 reuses this with each candidate class's v_y.
  */
-export function labelledTerms(model: EquiVAE, x: tf.Tensor4D, v: tf.Tensor2D, eps: tf.Tensor2D): LabelledTerms {
+export function labelledTerms(
+  model: EquiVAE,
+  x: tf.Tensor4D,
+  v: tf.Tensor2D,
+  eps: tf.Tensor2D,
+): LabelledTerms {
   const { mu, logvar } = model.encode(x, v);
   const z = reparameterise(mu, logvar, eps);
   const out = model.decode(v, z);

@@ -74,6 +74,9 @@ export function addDense(p: Params, name: string, inDim: number, outDim: number)
 }
 
 export function dense(p: Params, name: string, x: tf.Tensor2D, act?: "relu"): tf.Tensor2D {
-  const y = tf.add(tf.matMul(x, p.get(`${name}/kernel`) as tf.Tensor2D), p.get(`${name}/bias`)) as tf.Tensor2D;
+  const y = tf.add(
+    tf.matMul(x, p.get(`${name}/kernel`) as tf.Tensor2D),
+    p.get(`${name}/bias`),
+  ) as tf.Tensor2D;
   return act === "relu" ? tf.relu(y) : y;
 }

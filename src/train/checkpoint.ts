@@ -123,7 +123,10 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
     }
     await writeFileSynced(join(tmp, FILES.centroids), JSON.stringify(c.centroids));
     await writeFileSynced(join(tmp, FILES.state), JSON.stringify(c.state, null, 2));
-    await writeFileSynced(join(tmp, FILES.metrics), c.metricsLines.map((m) => JSON.stringify(m) + "\n").join(""));
+    await writeFileSynced(
+      join(tmp, FILES.metrics),
+      c.metricsLines.map((m) => JSON.stringify(m) + "\n").join(""),
+    );
     const files: Manifest["files"] = {};
     for (const name of (await fsp.readdir(tmp)).sort()) {
       const st = await fsp.stat(join(tmp, name));
@@ -163,7 +166,9 @@ export async function readManifest(dir: string, verify = true): Promise<Manifest
   }
   if (m.format !== CHECKPOINT_FORMAT) throw new UserError(`${mpath}: not an EquiVAE checkpoint manifest`);
   if (m.formatVersion > CHECKPOINT_VERSION) {
-    throw new UserError(`${mpath}: format version ${m.formatVersion} is newer than this program supports (${CHECKPOINT_VERSION})`);
+    throw new UserError(
+      `${mpath}: format version ${m.formatVersion} is newer than this program supports (${CHECKPOINT_VERSION})`,
+    );
   }
   try {
     validateConfig(m.model);
@@ -175,7 +180,8 @@ export async function readManifest(dir: string, verify = true): Promise<Manifest
       const p = join(dir, name);
       if (!existsSync(p)) throw new UserError(`checkpoint file missing: ${p}`);
       const sha = await sha256File(p);
-      if (sha !== f.sha256) throw new UserError(`checkpoint file corrupt: ${p} does not match its sha256 in manifest.json`);
+      if (sha !== f.sha256)
+        throw new UserError(`checkpoint file corrupt: ${p} does not match its sha256 in manifest.json`);
     }
   }
   return m;
@@ -208,7 +214,9 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   }
   const centroids = JSON.parse(await fsp.readFile(join(dir, FILES.centroids), "utf8")) as Centroids;
   const state = JSON.parse(await fsp.readFile(join(dir, FILES.state), "utf8")) as TrainState;
-  const metricsText = existsSync(join(dir, FILES.metrics)) ? await fsp.readFile(join(dir, FILES.metrics), "utf8") : "";
+  const metricsText = existsSync(join(dir, FILES.metrics))
+    ? await fsp.readFile(join(dir, FILES.metrics), "utf8")
+    : "";
   const metricsLines = metricsText
     .split("\n")
     .filter((l) => l.trim())
@@ -216,13 +224,20 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   return { dir, manifest, model, centroids, state, metricsLines };
 }
 
-async function readWeights(dir: string, specFile: string, binFile: string, manifestForm: boolean): Promise<tf.NamedTensorMap> {
+async function readWeights(
+  dir: string,
+  specFile: string,
+  binFile: string,
+  manifestForm: boolean,
+): Promise<tf.NamedTensorMap> {
   const specPath = join(dir, specFile);
   const binPath = join(dir, binFile);
   let specs: tf.io.WeightsManifestEntry[];
   try {
     const j = JSON.parse(await fsp.readFile(specPath, "utf8"));
-    specs = manifestForm ? (j as tf.io.WeightsManifestConfig)[0].weights : (j as tf.io.WeightsManifestEntry[]);
+    specs = manifestForm
+      ? (j as tf.io.WeightsManifestConfig)[0].weights
+      : (j as tf.io.WeightsManifestEntry[]);
   } catch (e) {
     throw new UserError(`${specPath}: unreadable weight spec (${(e as Error).message})`);
   }

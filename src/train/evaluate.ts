@@ -56,7 +56,10 @@ async function fitAndTest(
     shuffle: true,
     verbose: 0,
     callbacks: {
-      onEpochEnd: async (e, logs) => log(`  ${name} epoch ${e + 1}/${epochs}: loss ${logs?.loss?.toFixed(4)} acc ${logs?.acc?.toFixed(4)}`),
+      onEpochEnd: async (e, logs) =>
+        log(
+          `  ${name} epoch ${e + 1}/${epochs}: loss ${logs?.loss?.toFixed(4)} acc ${logs?.acc?.toFixed(4)}`,
+        ),
     },
   });
   yT.dispose();
@@ -113,7 +116,18 @@ export async function evaluate(
     for (const l of head(k, [cfg.dv])) clf.add(l);
     const xTr = tf.tensor2d(vTrain, [train.n, cfg.dv]);
     const xTe = tf.tensor2d(vTest, [test.n, cfg.dv]);
-    vClassifierError = await fitAndTest(clf, xTr, train.labels, xTe, test.labels, k, o.vClassifierEpochs, 128, log, "classifier on v");
+    vClassifierError = await fitAndTest(
+      clf,
+      xTr,
+      train.labels,
+      xTe,
+      test.labels,
+      k,
+      o.vClassifierEpochs,
+      128,
+      log,
+      "classifier on v",
+    );
     tf.dispose([xTr, xTe]);
     clf.dispose();
     log(`neural classifier on v, error on ${split}: ${(vClassifierError * 100).toFixed(2)}%`);
@@ -122,9 +136,25 @@ export async function evaluate(
   let benchmarkError: number | null = null;
   if (o.benchmarkEpochs > 0) {
     const clf = benchmarkClassifier(cfg);
-    const xTr = tf.tensor4d(batchPixels(train, range(train.n)), [train.n, cfg.height, cfg.width, cfg.channels]);
+    const xTr = tf.tensor4d(batchPixels(train, range(train.n)), [
+      train.n,
+      cfg.height,
+      cfg.width,
+      cfg.channels,
+    ]);
     const xTe = tf.tensor4d(batchPixels(test, range(test.n)), [test.n, cfg.height, cfg.width, cfg.channels]);
-    benchmarkError = await fitAndTest(clf, xTr, train.labels, xTe, test.labels, k, o.benchmarkEpochs, 64, log, "benchmark");
+    benchmarkError = await fitAndTest(
+      clf,
+      xTr,
+      train.labels,
+      xTe,
+      test.labels,
+      k,
+      o.benchmarkEpochs,
+      64,
+      log,
+      "benchmark",
+    );
     tf.dispose([xTr, xTe]);
     clf.dispose();
     log(`benchmark classifier, error on ${split}: ${(benchmarkError * 100).toFixed(2)}%`);

@@ -46,7 +46,10 @@ export interface TrainOptions {
   quiet?: boolean;
 }
 
-export function batchSizeFor(epoch: number, o: Pick<TrainOptions, "batchSize" | "batchDoubleEvery" | "maxBatchSize">): number {
+export function batchSizeFor(
+  epoch: number,
+  o: Pick<TrainOptions, "batchSize" | "batchDoubleEvery" | "maxBatchSize">,
+): number {
   const doublings = o.batchDoubleEvery > 0 ? Math.floor((epoch - 1) / o.batchDoubleEvery) : 0;
   return Math.min(o.maxBatchSize, o.batchSize * 2 ** doublings);
 }
@@ -112,7 +115,19 @@ export interface TrainResult {
 }
 
 /** The options that must match between a checkpoint and `--resume`. */
-const FIXED_ON_RESUME = ["dv", "dz", "hidden", "filters", "nMax", "seed", "contextShare", "batchSize", "batchDoubleEvery", "maxBatchSize", "learningRate"] as const;
+const FIXED_ON_RESUME = [
+  "dv",
+  "dz",
+  "hidden",
+  "filters",
+  "nMax",
+  "seed",
+  "contextShare",
+  "batchSize",
+  "batchDoubleEvery",
+  "maxBatchSize",
+  "learningRate",
+] as const;
 
 /**
  * Supervised EquiVAE training (Eq. 4) with a checkpoint after every epoch.
@@ -144,7 +159,9 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       }
     }
     if (m.dataset.name !== data.name || m.dataset.trainSize !== train.n) {
-      throw new UserError(`--resume: ${out} was trained on ${m.dataset.name} (${m.dataset.trainSize} images), not ${data.name} (${train.n})`);
+      throw new UserError(
+        `--resume: ${out} was trained on ${m.dataset.name} (${m.dataset.trainSize} images), not ${data.name} (${train.n})`,
+      );
     }
     const ck = await loadCheckpoint(out);
     model = ck.model;
@@ -198,7 +215,10 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       const B = batch.length;
       const { recon, kl } = step(batch, rng);
       if (!Number.isFinite(recon) || !Number.isFinite(kl)) {
-        throw new UserError(`training diverged at epoch ${epoch} (loss is ${recon + kl}); the last good checkpoint is ${out}`, 3);
+        throw new UserError(
+          `training diverged at epoch ${epoch} (loss is ${recon + kl}); the last good checkpoint is ${out}`,
+          3,
+        );
       }
       sumRecon += recon * B;
       sumKl += kl * B;
@@ -216,7 +236,9 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
     centroids = {
       classNames: data.classNames,
       dv: cfg.dv,
-      centroids: Array.from({ length: cfg.numClasses }, (_, y) => Array.from(cm.subarray(y * cfg.dv, (y + 1) * cfg.dv))),
+      centroids: Array.from({ length: cfg.numClasses }, (_, y) =>
+        Array.from(cm.subarray(y * cfg.dv, (y + 1) * cfg.dv)),
+      ),
       counts,
     };
     const epochSecs = (Date.now() - t0) / 1000;
