@@ -21,6 +21,8 @@ export interface BackendInfo {
  */
 async function tryTfjsNode(): Promise<string | undefined> {
   const name = "@tensorflow/tfjs-node";
+  // TensorFlow's C++ logging is chatty on start; keep warnings and errors only unless asked.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= "1";
   try {
     await import(name);
     return undefined;
@@ -45,7 +47,7 @@ export async function initBackend(requested?: string): Promise<BackendInfo> {
     if (nodeProblem === undefined && tf.findBackend("tensorflow")) {
       await tf.setBackend("tensorflow");
       await tf.ready();
-      const detail = (tf.backend() as unknown as { getTFVersion?: () => string }).getTFVersion?.();
+      const detail = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding?.TF_Version;
       return {
         name: "tensorflow",
         reason: requested ? "requested" : "fastest available",
