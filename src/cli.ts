@@ -9,6 +9,7 @@ const USAGE = `equivae <command> [options]
 Commands:
   train   Train EquiVAE on a labelled dataset; writes a checkpoint directory after every epoch.
   eval    Evaluate a checkpoint: nearest-centroid, neural-on-v and benchmark classifier errors.
+  export  Write a checkpoint's ONNX graphs (for ONNX Runtime inference) beside its weights.
 
 Run 'equivae <command> --help' for the options of a command.`;
 
@@ -45,6 +46,13 @@ const EVAL_USAGE = `equivae eval <checkpoint> [options]
   --limit N                 evaluate only the first N images of the split
   --out FILE                where to write the JSON result (default: <checkpoint>/eval.json)
   --backend NAME            tensorflow | wasm | cpu (default: the fastest available)`;
+
+const EXPORT_USAGE = `equivae export <checkpoint>
+
+  Writes invariant.onnx, invariant_set.onnx, equivariant.onnx and decoder.onnx (opset 13, NHWC
+  float32 images in [0, 1], dynamic batch) from the checkpoint's weights, records their sha256 and
+  signatures in its manifest.json, and checks that ONNX Runtime loads them. Training does not
+  export: run this again after training writes a new checkpoint.`;
 
 type Opts = NonNullable<ParseArgsConfig["options"]>;
 
@@ -143,12 +151,16 @@ async function cmdTrain(argv: string[]): Promise<void> {
     quiet: Boolean(v.quiet),
     command: commandLine(),
   };
+  const { checkBackendName } = await import("./backend/names.js");
+  checkBackendName(v.backend as string | undefined);
   const trainSize = v["train-size"] === undefined ? undefined : int(v["train-size"], "train-size", 0);
   const valSize = v["val-size"] === undefined ? undefined : int(v["val-size"], "val-size", 0);
 
   // Data errors should surface before the (slower) backend start.
   const { loadIdxDataset } = await import("./data/mnist.js");
   const data = loadIdxDataset(dataset, { dataDir: v["data-dir"] as string | undefined, trainSize, valSize });
+  const { ComplementarySampler } = await import("./data/sampler.js");
+  new ComplementarySampler(data.train.labels, data.classNames); // every class needs >= 2 members
   const { initBackend, describeBackend } = await import("./backend/index.js");
   const backend = await initBackend(v.backend as string | undefined);
   console.log(describeBackend(backend));
@@ -230,6 +242,27 @@ async function cmdEval(argv: string[]): Promise<void> {
   ck.model.dispose();
 }
 
+async function cmdExport(argv: string[]): Promise<void> {
+  const { values: v, positionals } = parse(argv, {}, true);
+  if (v.help) return void console.log(EXPORT_USAGE);
+  if (positionals.length !== 1) throw new UserError("usage: equivae export <checkpoint>");
+  const dir = resolve(positionals[0]);
+  const { exportOnnx } = await import("./export/onnx.js");
+  const r = await exportOnnx(dir);
+  const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+  const sig = (l: Array<{ name: string; shape: Array<number | string> }>) =>
+    l.map((t) => `${t.name} [${t.shape.join(",")}]`).join(", ");
+  for (const f of r.files) {
+    const g = r.manifest.onnx!.graphs[f.graph];
+    console.log(`wrote ${f.path} (${kb(f.bytes)}): ${sig(g.inputs)} -> ${sig(g.outputs)}`);
+  }
+  console.log(`updated ${join(dir, "manifest.json")} (opset ${r.manifest.onnx!.opset}, sha256 of each file)`);
+  const { loadEngine } = await import("./inference/index.js");
+  const engine = await loadEngine(dir, { engine: "onnx", threads: 1 });
+  await engine.dispose();
+  console.log("checked: every graph loads and runs in ONNX Runtime");
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -239,6 +272,9 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case "eval":
         await cmdEval(rest);
+        return 0;
+      case "export":
+        await cmdExport(rest);
         return 0;
       case undefined:
       case "help":

@@ -49,6 +49,11 @@ test("a checkpoint records config, command, metrics and sha256 of every file; lo
     "optimizer.json",
     "centroids.json",
     "metrics.jsonl",
+    // Every checkpoint carries its ONNX graphs (exported before the swap).
+    "invariant.onnx",
+    "invariant_set.onnx",
+    "equivariant.onnx",
+    "decoder.onnx",
   ]) {
     assert.equal(m.files[f].sha256, await sha256File(join(dir, f)), f);
   }

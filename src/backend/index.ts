@@ -3,8 +3,9 @@ import "@tensorflow/tfjs-backend-wasm";
 import { UserError } from "../util/errors.js";
 import { registerWasmTrainingKernels } from "./wasm-kernels.js";
 
-export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
-export type BackendName = (typeof BACKENDS)[number];
+import { checkBackendName, type BackendName } from "./names.js";
+
+export { BACKENDS, type BackendName } from "./names.js";
 
 export interface BackendInfo {
   name: BackendName;
@@ -38,9 +39,7 @@ async function tryTfjsNode(): Promise<string | undefined> {
  * Conv2DBackpropFilter/Input kernels so that it can train.
  */
 export async function initBackend(requested?: string): Promise<BackendInfo> {
-  if (requested !== undefined && !(BACKENDS as readonly string[]).includes(requested)) {
-    throw new UserError(`unknown backend '${requested}' (choose one of: ${BACKENDS.join(", ")})`);
-  }
+  checkBackendName(requested);
   let nodeProblem: string | undefined;
   if (requested === undefined || requested === "tensorflow") {
     nodeProblem = await tryTfjsNode();

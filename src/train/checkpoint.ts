@@ -97,8 +97,16 @@ export interface CheckpointContents {
   metricsLines: EpochMetrics[];
 }
 
-/** Writes a complete checkpoint into a temporary sibling directory, then swaps it into `dir`. */
-export async function saveCheckpoint(dir: string, c: CheckpointContents): Promise<void> {
+/**
+ * Writes a complete checkpoint into a temporary sibling directory, then swaps it into `dir`.
+ * `beforeSwap` may add files to the finished temporary directory (the ONNX export), so readers
+ * never see a checkpoint without them.
+ */
+export async function saveCheckpoint(
+  dir: string,
+  c: CheckpointContents,
+  beforeSwap?: (tmpDir: string) => Promise<void>,
+): Promise<void> {
   dir = resolve(dir);
   await fsp.mkdir(dirname(dir), { recursive: true });
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
@@ -140,6 +148,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
       files,
     };
     await writeFileSynced(join(tmp, FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
+    if (beforeSwap) await beforeSwap(tmp);
     await replaceDir(tmp, dir);
   } catch (e) {
     await fsp.rm(tmp, { recursive: true, force: true });

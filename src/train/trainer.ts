@@ -7,6 +7,7 @@ import { ComplementarySampler, averagingMatrix } from "../data/sampler.js";
 import { defaultConfig, type ModelConfig } from "../model/config.js";
 import { EquiVAE } from "../model/equivae.js";
 import { supervisedLoss } from "../model/objective.js";
+import { exportOnnx } from "../export/onnx.js";
 import { UserError } from "../util/errors.js";
 import { Progress, fmtDuration } from "../util/progress.js";
 import { Rng, mixSeed } from "../util/rng.js";
@@ -44,6 +45,8 @@ export interface TrainOptions {
   /** Printed log lines (per-epoch summaries); progress bars go to stderr. */
   log?: (line: string) => void;
   quiet?: boolean;
+  /** Write the ONNX graphs into every checkpoint (default true). */
+  exportOnnx?: boolean;
 }
 
 export function batchSizeFor(
@@ -256,36 +259,43 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       time: new Date().toISOString(),
     };
     metrics.push(m);
-    await saveCheckpoint(out, {
-      manifest: {
-        model: cfg,
-        parameterCount: model.parameterCount,
-        parameters: breakdown,
-        dataset: {
-          name: data.name,
-          source: data.source,
-          classNames: data.classNames,
-          trainSize: train.n,
-          valSize: data.validation.n,
-          preprocessing: "pixels / 255",
+    await saveCheckpoint(
+      out,
+      {
+        manifest: {
+          model: cfg,
+          parameterCount: model.parameterCount,
+          parameters: breakdown,
+          dataset: {
+            name: data.name,
+            source: data.source,
+            classNames: data.classNames,
+            trainSize: train.n,
+            valSize: data.validation.n,
+            preprocessing: "pixels / 255",
+          },
+          training: {
+            command,
+            resumedWith,
+            options: Object.fromEntries(FIXED_ON_RESUME.map((k) => [k, o[k]])),
+            epochsCompleted: epoch,
+            epochsPlanned: o.epochs,
+            backend: o.backend,
+            wallSeconds: state.wallSeconds,
+          },
+          metrics: m,
         },
-        training: {
-          command,
-          resumedWith,
-          options: Object.fromEntries(FIXED_ON_RESUME.map((k) => [k, o[k]])),
-          epochsCompleted: epoch,
-          epochsPlanned: o.epochs,
-          backend: o.backend,
-          wallSeconds: state.wallSeconds,
-        },
-        metrics: m,
+        model,
+        optimizer,
+        centroids,
+        state,
+        metricsLines: metrics,
       },
-      model,
-      optimizer,
-      centroids,
-      state,
-      metricsLines: metrics,
-    });
+      async (tmp) => {
+        // Every checkpoint carries its ONNX graphs (the serving engine), made from the same weights.
+        if (o.exportOnnx !== false) await exportOnnx(tmp);
+      },
+    );
     log(
       `epoch ${epoch}: ELBO ${m.elbo.toFixed(2)} (recon ${m.recon.toFixed(2)}, KL ${m.kl.toFixed(2)}), ` +
         `val centroid error ${(valErr * 100).toFixed(2)}%, batch ${bs}, ${m.imgPerSec.toFixed(1)} img/s, ` +

@@ -1,0 +1,70 @@
+import { promises as fsp } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../util/errors.js";
+import { FILES } from "../train/checkpoint.js";
+
+interface WeightSpec {
+  name: string;
+  shape: number[];
+  dtype: string;
+}
+
+/**
+ * The checkpoint's TF.js weights read straight from weights.json + weights.bin, without a
+ * TF.js backend. `get` checks the shape each graph builder expects, so a builder that drifts
+ * from the model's architecture fails loudly; `unused` lists weights no builder asked for.
+ */
+export class WeightStore {
+  private readonly used = new Set<string>();
+
+  private constructor(
+    private readonly path: string,
+    private readonly values: Map<string, { shape: number[]; data: Float32Array }>,
+  ) {}
+
+  static async read(dir: string): Promise<WeightStore> {
+    const specPath = join(dir, FILES.weightsSpec);
+    const binPath = join(dir, FILES.weights);
+    let specs: WeightSpec[];
+    try {
+      const j = JSON.parse(await fsp.readFile(specPath, "utf8")) as Array<{ weights: WeightSpec[] }>;
+      specs = j[0].weights;
+      if (!Array.isArray(specs)) throw new Error("no weights list");
+    } catch (e) {
+      throw new UserError(`${specPath}: unreadable weight spec (${(e as Error).message})`);
+    }
+    const buf = await fsp.readFile(binPath);
+    const values = new Map<string, { shape: number[]; data: Float32Array }>();
+    let offset = 0;
+    for (const s of specs) {
+      if (s.dtype !== "float32") throw new UserError(`${specPath}: ${s.name} is ${s.dtype}, not float32`);
+      const size = s.shape.reduce((a, b) => a * b, 1);
+      if (offset + size * 4 > buf.byteLength) {
+        throw new UserError(`${binPath}: too short for its spec (${buf.byteLength} bytes)`);
+      }
+      // Copy: the Buffer may share a pool, and Float32Array needs 4-byte alignment.
+      const data = new Float32Array(size);
+      new Uint8Array(data.buffer).set(buf.subarray(offset, offset + size * 4));
+      values.set(s.name, { shape: s.shape, data });
+      offset += size * 4;
+    }
+    if (offset !== buf.byteLength) {
+      throw new UserError(`${binPath}: holds ${buf.byteLength} bytes but its spec describes ${offset}`);
+    }
+    return new WeightStore(binPath, values);
+  }
+
+  get(name: string, shape: number[]): Float32Array {
+    const w = this.values.get(name);
+    if (!w) throw new UserError(`${this.path}: no weight ${name}`);
+    if (w.shape.join(",") !== shape.join(",")) {
+      throw new UserError(`${this.path}: ${name} has shape [${w.shape}] but the export expects [${shape}]`);
+    }
+    this.used.add(name);
+    return w.data;
+  }
+
+  unused(): string[] {
+    return [...this.values.keys()].filter((k) => !this.used.has(k));
+  }
+}

@@ -1,0 +1,162 @@
+import type { ExportManifest } from "../export/manifest.js";
+import type { ModelConfig } from "../model/config.js";
+import type { Centroids } from "../train/checkpoint.js";
+import { UserError } from "../util/errors.js";
+
+export type EngineKind = "onnx" | "tfjs";
+
+export interface ClassScore {
+  label: number;
+  name: string;
+  p: number;
+}
+
+/**
+ * Inference over a checkpoint. Images are NHWC float32 in [0, 1], packed row-major
+ * ([n, H, W, C]); every result is row-major too.
+ */
+export interface Engine {
+  readonly kind: EngineKind;
+  readonly manifest: ExportManifest;
+  readonly config: ModelConfig;
+  readonly classNames: string[];
+  /** Class centroids of v, [K, dv] row-major (a class with no training rows is NaN). */
+  readonly centroids: Float32Array;
+  /** n = 1 invariant embeddings: [n, dv]. */
+  embedInvariant(x: Float32Array, n: number): Promise<Float32Array>;
+  /** Set embeddings of sets packed one after another (set i has sizes[i] >= 1 images): [sets, dv]. */
+  embedSet(x: Float32Array, sizes: number[]): Promise<Float32Array>;
+  /** q(z | x, v) for n images with their v ([n, dv]). */
+  encodeEquivariant(
+    x: Float32Array,
+    n: number,
+    v: Float32Array,
+  ): Promise<{ mu: Float32Array; logvar: Float32Array }>;
+  /** The decoder's mean image for n (v, z) pairs: [n, H, W, C]. */
+  decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array>;
+  /** Nearest-centroid classes of n images: the topK by p, p = softmax over -||v - c||^2. */
+  classify(x: Float32Array, n: number, topK?: number): Promise<ClassScore[][]>;
+  dispose(): Promise<void>;
+}
+
+/** Input checks, classification and set chunking shared by the engines. */
+export abstract class BaseEngine implements Engine {
+  abstract readonly kind: EngineKind;
+  readonly config: ModelConfig;
+  readonly classNames: string[];
+  readonly centroids: Float32Array;
+  protected readonly pixels: number;
+
+  constructor(
+    readonly manifest: ExportManifest,
+    centroids: Centroids,
+  ) {
+    this.config = manifest.model;
+    const c = this.config;
+    this.pixels = c.height * c.width * c.channels;
+    if (centroids.dv !== c.dv || centroids.centroids.some((r) => r.length !== c.dv)) {
+      throw new UserError(`centroids.json: centroids are not ${c.dv}-dimensional`);
+    }
+    this.classNames = centroids.classNames;
+    this.centroids = Float32Array.from(centroids.centroids.flat().map((x) => (x === null ? NaN : x)));
+  }
+
+  abstract embedInvariant(x: Float32Array, n: number): Promise<Float32Array>;
+  abstract embedSet(x: Float32Array, sizes: number[]): Promise<Float32Array>;
+  abstract encodeEquivariant(
+    x: Float32Array,
+    n: number,
+    v: Float32Array,
+  ): Promise<{ mu: Float32Array; logvar: Float32Array }>;
+  abstract decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array>;
+  abstract dispose(): Promise<void>;
+
+  async classify(x: Float32Array, n: number, topK = 1): Promise<ClassScore[][]> {
+    if (!Number.isInteger(topK) || topK < 1)
+      throw new UserError(`topK must be a positive integer (got ${topK})`);
+    const v = await this.embedInvariant(x, n);
+    return rankByCentroid(v, this.config.dv, this.centroids, this.classNames, topK);
+  }
+
+  protected checkImages(x: Float32Array, n: number, what = "x"): void {
+    if (!Number.isInteger(n) || n < 1)
+      throw new UserError(`${what}: n must be a positive integer (got ${n})`);
+    const c = this.config;
+    if (x.length !== n * this.pixels) {
+      throw new UserError(
+        `${what}: expected ${n} images of ${c.height}x${c.width}x${c.channels} (${n * this.pixels} values), got ${x.length}`,
+      );
+    }
+  }
+
+  protected checkRows(a: Float32Array, n: number, d: number, what: string): void {
+    if (a.length !== n * d)
+      throw new UserError(`${what}: expected [${n}, ${d}] (${n * d} values), got ${a.length}`);
+  }
+
+  protected checkSets(x: Float32Array, sizes: number[]): void {
+    if (sizes.length === 0) throw new UserError("embedSet: no sets");
+    for (const s of sizes) {
+      if (!Number.isInteger(s) || s < 1)
+        throw new UserError(`embedSet: every set needs >= 1 image (got ${s})`);
+    }
+    this.checkImages(
+      x,
+      sizes.reduce((a, b) => a + b, 0),
+      "embedSet",
+    );
+  }
+}
+
+/**
+ * Groups consecutive sets so that a padded [B, Smax] batch holds at most `maxImages` slots
+ * (a set larger than that gets a group of its own). Returns [first set, end set) pairs.
+ */
+export function chunkSets(sizes: number[], maxImages = 2048): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let start = 0;
+  let smax = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    const m = Math.max(smax, sizes[i]);
+    if (i > start && (i - start + 1) * m > maxImages) {
+      out.push([start, i]);
+      start = i;
+      smax = sizes[i];
+    } else smax = m;
+  }
+  out.push([start, sizes.length]);
+  return out;
+}
+
+/** Top-k classes per row by p proportional to exp(-||v - c||^2), computed stably; NaN centroids get p = 0. */
+export function rankByCentroid(
+  v: Float32Array,
+  dv: number,
+  centroids: Float32Array,
+  names: string[],
+  topK: number,
+): ClassScore[][] {
+  const n = v.length / dv;
+  const k = centroids.length / dv;
+  const out: ClassScore[][] = [];
+  const d2 = new Float64Array(k);
+  for (let i = 0; i < n; i++) {
+    let min = Infinity;
+    for (let y = 0; y < k; y++) {
+      let s = 0;
+      for (let j = 0; j < dv; j++) {
+        const t = v[i * dv + j] - centroids[y * dv + j];
+        s += t * t;
+      }
+      d2[y] = s;
+      if (s < min) min = s;
+    }
+    let z = 0;
+    const e = Array.from(d2, (s) => (Number.isNaN(s) ? 0 : Math.exp(-(s - min))));
+    for (const x of e) z += x;
+    const scores = e.map((x, y) => ({ label: y, name: names[y] ?? String(y), p: z > 0 ? x / z : NaN }));
+    scores.sort((a, b) => b.p - a.p || a.label - b.label);
+    out.push(scores.slice(0, Math.min(topK, k)));
+  }
+  return out;
+}

@@ -1,0 +1,34 @@
+import type { ExportManifest } from "../export/manifest.js";
+import { readManifest } from "../train/checkpoint.js";
+import { UserError } from "../util/errors.js";
+import type { Engine } from "./engine.js";
+
+export type { ClassScore, Engine, EngineKind } from "./engine.js";
+
+export interface LoadEngineOptions {
+  /** onnx: ONNX Runtime (needs 'equivae export'); tfjs: TF.js; auto (default): onnx when the graphs exist. */
+  engine?: "onnx" | "tfjs" | "auto";
+  /** ONNX Runtime intra-op threads. */
+  threads?: number;
+  /** TF.js backend for the tfjs engine (default: the current one). */
+  backend?: string;
+}
+
+/** Loads an inference engine over a checkpoint directory (every file's sha256 is verified). */
+export async function loadEngine(dir: string, opts: LoadEngineOptions = {}): Promise<Engine> {
+  const choice = opts.engine ?? "auto";
+  if (choice !== "onnx" && choice !== "tfjs" && choice !== "auto") {
+    throw new UserError(`unknown engine '${String(choice)}' (choose onnx, tfjs or auto)`);
+  }
+  let kind = choice;
+  if (kind === "auto") {
+    const { hasOnnxGraphs } = await import("./onnx-engine.js");
+    kind = hasOnnxGraphs((await readManifest(dir, false)) as ExportManifest) ? "onnx" : "tfjs";
+  }
+  if (kind === "onnx") {
+    const { OnnxEngine } = await import("./onnx-engine.js");
+    return OnnxEngine.load(dir, { threads: opts.threads });
+  }
+  const { TfjsEngine } = await import("./tfjs-engine.js");
+  return TfjsEngine.load(dir, { backend: opts.backend });
+}

@@ -1,0 +1,179 @@
+import * as ort from "onnxruntime-node";
+import { promises as fsp } from "node:fs";
+import { join, resolve } from "node:path";
+import type { ExportManifest } from "../export/manifest.js";
+import { FILES, readManifest, type Centroids } from "../train/checkpoint.js";
+import { UserError, errorMessage } from "../util/errors.js";
+import { BaseEngine, chunkSets } from "./engine.js";
+
+/** The graphs the engine needs, by their manifest names. */
+export const ONNX_GRAPHS = ["invariant", "invariant_set", "equivariant", "decoder"] as const;
+type GraphName = (typeof ONNX_GRAPHS)[number];
+
+export interface OnnxEngineOptions {
+  /** ONNX Runtime intra-op threads per session (default: ONNX Runtime's choice, the physical cores). */
+  threads?: number;
+}
+
+/** Whether a manifest lists every graph the ONNX engine needs. */
+export function hasOnnxGraphs(m: ExportManifest): boolean {
+  return ONNX_GRAPHS.every((g) => m.onnx?.graphs?.[g]?.file !== undefined);
+}
+
+export async function readCentroids(dir: string): Promise<Centroids> {
+  const p = join(dir, FILES.centroids);
+  try {
+    return JSON.parse(await fsp.readFile(p, "utf8")) as Centroids;
+  } catch (e) {
+    throw new UserError(`${p}: unreadable centroids (${errorMessage(e)})`);
+  }
+}
+
+/** Inference with onnxruntime-node over the checkpoint's exported graphs (see src/export). */
+export class OnnxEngine extends BaseEngine {
+  readonly kind = "onnx" as const;
+
+  private constructor(
+    manifest: ExportManifest,
+    centroids: Centroids,
+    private readonly sessions: Record<GraphName, ort.InferenceSession>,
+  ) {
+    super(manifest, centroids);
+  }
+
+  /** Verifies every file's sha256 (readManifest), opens one session per graph and warms each up. */
+  static async load(dir: string, opts: OnnxEngineOptions = {}): Promise<OnnxEngine> {
+    dir = resolve(dir);
+    const manifest = (await readManifest(dir)) as ExportManifest;
+    const onnx = manifest.onnx;
+    if (!onnx || !hasOnnxGraphs(manifest)) {
+      throw new UserError(`${dir} has no ONNX graphs (run 'equivae export ${dir}' first)`);
+    }
+    if (onnx.weightsSha256 !== manifest.files[FILES.weights]?.sha256) {
+      throw new UserError(
+        `${dir}: the ONNX graphs were exported from other weights than ${FILES.weights}; run 'equivae export ${dir}' again`,
+      );
+    }
+    if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1)) {
+      throw new UserError(`threads must be a positive integer (got ${opts.threads})`);
+    }
+    const centroids = await readCentroids(dir);
+    const options: ort.InferenceSession.SessionOptions = {
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+      interOpNumThreads: 1,
+      logSeverityLevel: 3,
+      ...(opts.threads !== undefined ? { intraOpNumThreads: opts.threads } : {}),
+    };
+    const sessions: Partial<Record<GraphName, ort.InferenceSession>> = {};
+    try {
+      for (const name of ONNX_GRAPHS) {
+        const info = onnx.graphs[name];
+        const path = join(dir, info.file);
+        let s: ort.InferenceSession;
+        try {
+          s = await ort.InferenceSession.create(await fsp.readFile(path), options);
+        } catch (e) {
+          const msg = errorMessage(e).replace(/\s+/g, " ").slice(0, 300);
+          throw new UserError(`${path}: ONNX Runtime cannot load this model (${msg})`);
+        }
+        sessions[name] = s;
+        const want = (l: Array<{ name: string }>) => l.map((t) => t.name).join(",");
+        if (s.inputNames.join(",") !== want(info.inputs) || s.outputNames.join(",") !== want(info.outputs)) {
+          throw new UserError(
+            `${path}: graph signature (${s.inputNames} -> ${s.outputNames}) does not match manifest.json`,
+          );
+        }
+      }
+    } catch (e) {
+      await Promise.all(Object.values(sessions).map((s) => s.release()));
+      throw e;
+    }
+    const engine = new OnnxEngine(manifest, centroids, sessions as Record<GraphName, ort.InferenceSession>);
+    await engine.warmUp();
+    return engine;
+  }
+
+  private async warmUp(): Promise<void> {
+    const c = this.config;
+    const img = new Float32Array(this.pixels);
+    const v = await this.embedInvariant(img, 1);
+    await this.embedSet(img, [1]);
+    await this.encodeEquivariant(img, 1, v);
+    await this.decode(v, new Float32Array(c.dz), 1);
+  }
+
+  private async run(
+    graph: GraphName,
+    feeds: Record<string, ort.Tensor>,
+  ): Promise<ort.InferenceSession.ReturnType> {
+    return this.sessions[graph].run(feeds);
+  }
+
+  private images(x: Float32Array, lead: number[]): ort.Tensor {
+    const c = this.config;
+    return new ort.Tensor("float32", x, [...lead, c.height, c.width, c.channels]);
+  }
+
+  async embedInvariant(x: Float32Array, n: number): Promise<Float32Array> {
+    this.checkImages(x, n);
+    const r = await this.run("invariant", { x: this.images(x, [n]) });
+    return r.v.data as Float32Array;
+  }
+
+  async embedSet(x: Float32Array, sizes: number[]): Promise<Float32Array> {
+    this.checkSets(x, sizes);
+    const dv = this.config.dv;
+    const px = this.pixels;
+    const out = new Float32Array(sizes.length * dv);
+    const offsets: number[] = [];
+    sizes.reduce((o, s) => (offsets.push(o), o + s), 0);
+    for (const [a, b] of chunkSets(sizes)) {
+      const B = b - a;
+      const S = Math.max(...sizes.slice(a, b));
+      const xs = new Float32Array(B * S * px);
+      const mask = new Float32Array(B * S);
+      for (let i = a; i < b; i++) {
+        const row = (i - a) * S;
+        xs.set(x.subarray(offsets[i] * px, (offsets[i] + sizes[i]) * px), row * px);
+        mask.fill(1, row, row + sizes[i]);
+      }
+      const r = await this.run("invariant_set", {
+        x: this.images(xs, [B, S]),
+        mask: new ort.Tensor("float32", mask, [B, S]),
+      });
+      out.set(r.v.data as Float32Array, a * dv);
+    }
+    return out;
+  }
+
+  async encodeEquivariant(
+    x: Float32Array,
+    n: number,
+    v: Float32Array,
+  ): Promise<{ mu: Float32Array; logvar: Float32Array }> {
+    this.checkImages(x, n);
+    this.checkRows(v, n, this.config.dv, "v");
+    const r = await this.run("equivariant", {
+      x: this.images(x, [n]),
+      v: new ort.Tensor("float32", v, [n, this.config.dv]),
+    });
+    return { mu: r.mu.data as Float32Array, logvar: r.logvar.data as Float32Array };
+  }
+
+  async decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array> {
+    const c = this.config;
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`decode: n must be a positive integer (got ${n})`);
+    this.checkRows(v, n, c.dv, "v");
+    this.checkRows(z, n, c.dz, "z");
+    const r = await this.run("decoder", {
+      v: new ort.Tensor("float32", v, [n, c.dv]),
+      z: new ort.Tensor("float32", z, [n, c.dz]),
+    });
+    return r.x_mean.data as Float32Array;
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all(Object.values(this.sessions).map((s) => s.release()));
+  }
+}

@@ -1,0 +1,118 @@
+import * as tf from "@tensorflow/tfjs";
+import type { ExportManifest } from "../export/manifest.js";
+import type { EquiVAE } from "../model/equivae.js";
+import { loadCheckpoint } from "../train/checkpoint.js";
+import { UserError } from "../util/errors.js";
+import { BaseEngine, chunkSets } from "./engine.js";
+
+export interface TfjsEngineOptions {
+  /** A TF.js backend to initialise first (tensorflow | wasm | cpu); default: keep the current one. */
+  backend?: string;
+}
+
+/** Reads a tensor kept out of a tidy, then disposes it. */
+async function take(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data()) as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
+/**
+ * Inference with TF.js over the checkpoint's own weights: the fallback for checkpoints without
+ * ONNX graphs. Every call runs inside tf.tidy and leaves tf.memory().numTensors unchanged.
+ */
+export class TfjsEngine extends BaseEngine {
+  readonly kind = "tfjs" as const;
+
+  private constructor(
+    manifest: ExportManifest,
+    centroids: ConstructorParameters<typeof BaseEngine>[1],
+    private readonly model: EquiVAE,
+  ) {
+    super(manifest, centroids);
+  }
+
+  static async load(dir: string, opts: TfjsEngineOptions = {}): Promise<TfjsEngine> {
+    if (opts.backend !== undefined) {
+      const { initBackend } = await import("../backend/index.js");
+      await initBackend(opts.backend);
+    }
+    await tf.ready();
+    const ck = await loadCheckpoint(dir);
+    try {
+      return new TfjsEngine(ck.manifest, ck.centroids, ck.model);
+    } catch (e) {
+      ck.model.dispose();
+      throw e;
+    }
+  }
+
+  private images(x: Float32Array, n: number): tf.Tensor4D {
+    const c = this.config;
+    return tf.tensor4d(x, [n, c.height, c.width, c.channels]);
+  }
+
+  async embedInvariant(x: Float32Array, n: number): Promise<Float32Array> {
+    this.checkImages(x, n);
+    return take(tf.tidy(() => this.model.invariant(this.images(x, n))));
+  }
+
+  async embedSet(x: Float32Array, sizes: number[]): Promise<Float32Array> {
+    this.checkSets(x, sizes);
+    const dv = this.config.dv;
+    const px = this.pixels;
+    const out = new Float32Array(sizes.length * dv);
+    const offsets: number[] = [];
+    sizes.reduce((o, s) => (offsets.push(o), o + s), 0);
+    for (const [a, b] of chunkSets(sizes)) {
+      const first = offsets[a];
+      const P = offsets[b - 1] + sizes[b - 1] - first;
+      const avg = new Float32Array((b - a) * P);
+      for (let i = a; i < b; i++)
+        avg.fill(1 / sizes[i], (i - a) * P + offsets[i] - first, (i - a) * P + offsets[i] + sizes[i] - first);
+      const v = await take(
+        tf.tidy(() =>
+          this.model.setInvariant(
+            this.images(x.subarray(first * px, (first + P) * px), P),
+            tf.tensor2d(avg, [b - a, P]),
+          ),
+        ),
+      );
+      out.set(v, a * dv);
+    }
+    return out;
+  }
+
+  async encodeEquivariant(
+    x: Float32Array,
+    n: number,
+    v: Float32Array,
+  ): Promise<{ mu: Float32Array; logvar: Float32Array }> {
+    this.checkImages(x, n);
+    this.checkRows(v, n, this.config.dv, "v");
+    const r = tf.tidy(() => {
+      const { mu, logvar } = this.model.encode(this.images(x, n), tf.tensor2d(v, [n, this.config.dv]));
+      return [mu, logvar];
+    });
+    const [mu, logvar] = await Promise.all(r.map(take));
+    return { mu, logvar };
+  }
+
+  async decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array> {
+    const c = this.config;
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`decode: n must be a positive integer (got ${n})`);
+    this.checkRows(v, n, c.dv, "v");
+    this.checkRows(z, n, c.dz, "z");
+    return take(
+      tf.tidy(() =>
+        this.model.likelihood.mean(this.model.decode(tf.tensor2d(v, [n, c.dv]), tf.tensor2d(z, [n, c.dz]))),
+      ),
+    );
+  }
+
+  async dispose(): Promise<void> {
+    this.model.dispose();
+  }
+}
