@@ -121,7 +121,7 @@ export class EquiVAE {
         c.strides[i],
         "same",
       );
-      h = tf.relu(tf.add(y, this.params.get(`${prefix}/conv${i}/bias`)));
+      h = tf.relu(tf.add(y, this.params.get(`${prefix}/conv${i}/bias`))) as tf.Tensor4D;
     });
     return dense(this.params, `${prefix}/dense`, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D, "relu");
   }
@@ -180,7 +180,7 @@ export class EquiVAE {
         c.strides[i],
         "same",
       );
-      h = tf.relu(tf.add(y, p.get(`${NETS.dec}/deconv${i}/bias`)));
+      h = tf.relu(tf.add(y, p.get(`${NETS.dec}/deconv${i}/bias`))) as tf.Tensor4D;
     }
     const out = tf.conv2d(h, p.get(`${NETS.dec}/out/kernel`) as tf.Tensor4D, c.strides[0], "same");
     return tf.add(out, p.get(`${NETS.dec}/out/bias`));
