@@ -154,6 +154,8 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
     const m = await readManifest(out);
     const prev = m.training.options as Record<string, unknown>;
     for (const k of FIXED_ON_RESUME) {
+      // Unset optional sizes (hidden, filters) mean "as the checkpoint".
+      if (o[k] === undefined) continue;
       if (JSON.stringify(prev[k]) !== JSON.stringify(o[k])) {
         throw new UserError(
           `--resume: ${k} was ${JSON.stringify(prev[k])} in ${out} but is ${JSON.stringify(o[k])} now; ` +

@@ -65,12 +65,33 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** If `dest` is missing but a complete `dest.old-*` from an interrupted replaceDir exists, restore it. */
+/**
+ * If `dest` is missing but a complete `dest.old-<pid>` from an interrupted replaceDir exists,
+ * restore it. A swap whose writer is still alive is in progress, not interrupted: wait for it.
+ */
 export async function recoverDir(dest: string): Promise<void> {
-  if (existsSync(dest)) return;
   const parent = dirname(dest);
-  if (!existsSync(parent)) return;
   const prefix = `${basename(dest)}.old-`;
-  const olds = (await fsp.readdir(parent)).filter((n) => n.startsWith(prefix)).sort();
-  if (olds.length > 0) await fsp.rename(join(parent, olds[olds.length - 1]), dest);
+  for (let attempt = 0; attempt < 50 && !existsSync(dest); attempt++) {
+    if (!existsSync(parent)) return;
+    const olds = (await fsp.readdir(parent)).filter((n) => n.startsWith(prefix)).sort();
+    if (olds.length === 0) return;
+    const dead = olds.filter((n) => !processAlive(Number(n.slice(prefix.length))));
+    if (dead.length > 0) {
+      await fsp.rename(join(parent, dead[dead.length - 1]), dest);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
