@@ -1,0 +1,388 @@
+import { PNG } from "pngjs";
+import jpeg from "jpeg-js";
+import { ApiError } from "./errors.js";
+import { MIN_IMAGE_SIDE } from "./config.js";
+
+/** What was done to one input image to make it the model's input (reported in every response). */
+export interface Preprocessing {
+  source: "png" | "jpeg" | "pixels";
+  original: { height: number; width: number; colour: string };
+  converted_from?: string;
+  alpha_composited_on?: "black" | "white";
+  resized_from?: [number, number];
+  inverted?: true;
+}
+
+export interface ImageOptions {
+  invert?: boolean;
+  /** Colour that transparent pixels are composited on (default black, the MNIST background). */
+  background?: "black" | "white";
+  /** Scale of raw pixel arrays (default "0-1"). */
+  pixelsRange?: "0-1" | "0-255";
+}
+
+export interface ModelInput {
+  height: number;
+  width: number;
+  channels: number;
+}
+
+/** A source image: float values in [0, 1], row-major [h, w, colour channels (1 or 3)], plus optional alpha. */
+interface Raster {
+  height: number;
+  width: number;
+  colourChannels: 1 | 3;
+  data: Float32Array;
+  alpha?: Float32Array;
+  colour: string;
+  source: Preprocessing["source"];
+}
+
+const PNG_SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const PNG_COLOUR: Record<number, string> = { 0: "grey", 2: "rgb", 3: "palette", 4: "grey+alpha", 6: "rgba" };
+const JPEG_COLOUR: Record<number, string> = { 1: "grey", 3: "rgb", 4: "cmyk" };
+
+export interface ImageHeader {
+  format: "png" | "jpeg";
+  width: number;
+  height: number;
+  colour: string;
+}
+
+/** Reads the format and size from the PNG IHDR / JPEG SOF header, without decoding any pixels. */
+export function readHeader(buf: Uint8Array, what: string): ImageHeader {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (b.length >= 8 && b.subarray(0, 8).equals(PNG_SIG)) {
+    if (b.length < 26 || b.toString("latin1", 12, 16) !== "IHDR")
+      throw new ApiError("invalid-image", `${what}: truncated PNG (no IHDR header)`);
+    return {
+      format: "png",
+      width: b.readUInt32BE(16),
+      height: b.readUInt32BE(20),
+      colour: PNG_COLOUR[b[25]] ?? "unknown",
+    };
+  }
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) {
+    let i = 2;
+    while (i + 3 < b.length) {
+      if (b[i] !== 0xff)
+        throw new ApiError("invalid-image", `${what}: corrupt JPEG (bad marker at byte ${i})`);
+      const m = b[i + 1];
+      if (m === 0xff) {
+        i++;
+        continue;
+      }
+      if ((m >= 0xd0 && m <= 0xd7) || m === 0x01) {
+        i += 2;
+        continue;
+      }
+      const len = b.readUInt16BE(i + 2);
+      if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+        if (i + 9 >= b.length) break;
+        return {
+          format: "jpeg",
+          height: b.readUInt16BE(i + 5),
+          width: b.readUInt16BE(i + 7),
+          colour: JPEG_COLOUR[b[i + 9]] ?? "unknown",
+        };
+      }
+      if (m === 0xda || m === 0xd9) break;
+      i += 2 + len;
+    }
+    throw new ApiError("invalid-image", `${what}: corrupt JPEG (no frame header)`);
+  }
+  throw new ApiError("unsupported-image-type", `${what}: not a PNG or JPEG image`);
+}
+
+function checkSize(h: number, w: number, maxPixels: number, what: string): void {
+  if (h === 0 || w === 0) throw new ApiError("invalid-image", `${what}: image of size ${w}x${h}`);
+  if (h * w > maxPixels)
+    throw new ApiError(
+      "image-too-large",
+      `${what}: ${w}x${h} = ${h * w} pixels is over the limit of ${maxPixels}`,
+    );
+  if (h < MIN_IMAGE_SIDE || w < MIN_IMAGE_SIDE)
+    throw new ApiError(
+      "image-too-small",
+      `${what}: ${w}x${h} is below the minimum of ${MIN_IMAGE_SIDE}x${MIN_IMAGE_SIDE} pixels (not upscaled)`,
+    );
+}
+
+function fromRgba(rgba: Uint8Array, h: number, w: number, colour: string, source: Raster["source"]): Raster {
+  const n = h * w;
+  const grey = colour === "grey" || colour === "grey+alpha";
+  const cc: 1 | 3 = grey ? 1 : 3;
+  const data = new Float32Array(n * cc);
+  let alpha: Float32Array | undefined;
+  for (let i = 0; i < n; i++) {
+    if (grey) data[i] = rgba[i * 4] / 255;
+    else for (let k = 0; k < 3; k++) data[i * 3 + k] = rgba[i * 4 + k] / 255;
+    if (rgba[i * 4 + 3] !== 255) {
+      alpha ??= new Float32Array(n).fill(1);
+      alpha[i] = rgba[i * 4 + 3] / 255;
+    }
+  }
+  return { height: h, width: w, colourChannels: cc, data, alpha, colour, source };
+}
+
+/** Decodes a PNG or JPEG after checking its header against the limits. */
+export function decodeImage(buf: Uint8Array, maxPixels: number, what: string): Raster {
+  const hdr = readHeader(buf, what);
+  checkSize(hdr.height, hdr.width, maxPixels, what);
+  let rgba: Uint8Array;
+  let w: number;
+  let h: number;
+  try {
+    if (hdr.format === "png") {
+      const png = PNG.sync.read(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+      ({ width: w, height: h } = png);
+      rgba = png.data;
+    } else {
+      const img = jpeg.decode(buf, {
+        useTArray: true,
+        formatAsRGBA: true,
+        maxResolutionInMP: Math.max(1, maxPixels / 1e6),
+        maxMemoryUsageInMB: 1024,
+      });
+      ({ width: w, height: h } = img);
+      rgba = img.data;
+    }
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    throw new ApiError("invalid-image", `${what}: cannot decode ${hdr.format.toUpperCase()} (${msg})`);
+  }
+  if (w !== hdr.width || h !== hdr.height)
+    throw new ApiError("invalid-image", `${what}: header and data sizes differ`);
+  return fromRgba(rgba, h, w, hdr.colour, hdr.format);
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const BASE64URL = /^[A-Za-z0-9_-]*={0,2}$/;
+
+/** Decodes a base64 string or a data URI (data:image/png;base64,...). */
+export function decodeBase64(s: string, what: string): Buffer {
+  let body = s;
+  if (s.startsWith("data:")) {
+    const m = /^data:([^,;]*)(;[^,]*)?,(.*)$/s.exec(s);
+    if (!m || !(m[2] ?? "").split(";").includes("base64"))
+      throw new ApiError("invalid-base64", `${what}: a data URI must be 'data:<type>;base64,<data>'`);
+    body = m[3];
+  }
+  body = body.replace(/\s+/g, "");
+  const ok = (BASE64.test(body) || BASE64URL.test(body)) && body.length % 4 !== 1;
+  if (!ok || body.length === 0) throw new ApiError("invalid-base64", `${what}: not valid base64`);
+  return Buffer.from(body, BASE64.test(body) ? "base64" : "base64url");
+}
+
+/**
+ * A raw pixel array: flat (exactly the model's H*W*C values) or nested [h][w] / [h][w][c]
+ * (c = 1, 3 or 4; any size within the limits).
+ */
+export function fromPixels(
+  p: unknown,
+  model: ModelInput,
+  opts: ImageOptions,
+  maxPixels: number,
+  what: string,
+): Raster {
+  const scale = opts.pixelsRange === "0-255" ? 255 : 1;
+  const val = (x: unknown, where: string): number => {
+    if (typeof x !== "number" || !Number.isFinite(x))
+      throw new ApiError("invalid-pixels", `${what}${where}: not a finite number`);
+    if (x < 0 || x > scale)
+      throw new ApiError(
+        "invalid-pixels",
+        `${what}${where}: ${x} is outside [0, ${scale}] (pixels_range "${opts.pixelsRange ?? "0-1"}")`,
+      );
+    return x / scale;
+  };
+  if (!Array.isArray(p) || p.length === 0)
+    throw new ApiError("invalid-pixels", `${what}: not a non-empty array`);
+  if (!Array.isArray(p[0])) {
+    const want = model.height * model.width * model.channels;
+    if (p.length !== want)
+      throw new ApiError(
+        "invalid-pixels",
+        `${what}: a flat array needs ${want} values (${model.height}x${model.width}x${model.channels}), got ${p.length}; send other sizes nested as [h][w] or [h][w][c]`,
+      );
+    const data = Float32Array.from(p, (x, i) => val(x, `[${i}]`));
+    const cc = model.channels === 1 ? 1 : 3;
+    if (model.channels !== 1 && model.channels !== 3)
+      throw new ApiError("invalid-pixels", `${what}: flat arrays need a 1- or 3-channel model`);
+    return {
+      height: model.height,
+      width: model.width,
+      colourChannels: cc,
+      data,
+      colour: cc === 1 ? "grey" : "rgb",
+      source: "pixels",
+    };
+  }
+  const h = p.length;
+  const row0 = p[0] as unknown[];
+  const w = row0.length;
+  const c = Array.isArray(row0[0]) ? (row0[0] as unknown[]).length : 0; // 0: [h][w] grey
+  if (c !== 0 && c !== 1 && c !== 3 && c !== 4)
+    throw new ApiError("invalid-pixels", `${what}: pixels need 1, 3 or 4 channels, got ${c}`);
+  if (h * w > maxPixels)
+    throw new ApiError(
+      "image-too-large",
+      `${what}: ${w}x${h} = ${h * w} pixels is over the limit of ${maxPixels}`,
+    );
+  checkSize(h, w, maxPixels, what);
+  const cc: 1 | 3 = c === 3 || c === 4 ? 3 : 1;
+  const data = new Float32Array(h * w * cc);
+  let alpha: Float32Array | undefined;
+  for (let y = 0; y < h; y++) {
+    const row = p[y];
+    if (!Array.isArray(row) || row.length !== w)
+      throw new ApiError("invalid-pixels", `${what}[${y}]: ragged rows (want ${w} values)`);
+    for (let x = 0; x < w; x++) {
+      const px = row[x];
+      if (c === 0) {
+        data[y * w + x] = val(px, `[${y}][${x}]`);
+        continue;
+      }
+      if (!Array.isArray(px) || px.length !== c)
+        throw new ApiError("invalid-pixels", `${what}[${y}][${x}]: want ${c} channel values`);
+      const o = (y * w + x) * cc;
+      for (let k = 0; k < cc; k++) data[o + k] = val(px[k], `[${y}][${x}][${k}]`);
+      if (c === 4) {
+        const a = val(px[3], `[${y}][${x}][3]`);
+        if (a !== 1) (alpha ??= new Float32Array(h * w).fill(1))[y * w + x] = a;
+      }
+    }
+  }
+  const colour = c === 4 ? "rgba" : cc === 3 ? "rgb" : "grey";
+  return { height: h, width: w, colourChannels: cc, data, alpha, colour, source: "pixels" };
+}
+
+/** Resampling weights along one axis: area averaging when shrinking, bilinear when enlarging. */
+function axisWeights(inSize: number, outSize: number): Array<Array<[number, number]>> {
+  const out: Array<Array<[number, number]>> = [];
+  const s = inSize / outSize;
+  for (let o = 0; o < outSize; o++) {
+    const taps: Array<[number, number]> = [];
+    if (s >= 1) {
+      const a = o * s;
+      const b = (o + 1) * s;
+      for (let i = Math.floor(a); i < Math.min(Math.ceil(b), inSize); i++) {
+        const wgt = Math.min(b, i + 1) - Math.max(a, i);
+        if (wgt > 0) taps.push([i, wgt / s]);
+      }
+    } else {
+      const x = Math.min(Math.max((o + 0.5) * s - 0.5, 0), inSize - 1);
+      const i0 = Math.floor(x);
+      const f = x - i0;
+      taps.push([i0, 1 - f]);
+      if (f > 0) taps.push([i0 + 1, f]);
+    }
+    out.push(taps);
+  }
+  return out;
+}
+
+function resize(src: Float32Array, h: number, w: number, c: number, H: number, W: number): Float32Array {
+  const wx = axisWeights(w, W);
+  const wy = axisWeights(h, H);
+  const tmp = new Float64Array(h * W * c);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < W; x++)
+      for (const [i, wt] of wx[x])
+        for (let k = 0; k < c; k++) tmp[(y * W + x) * c + k] += wt * src[(y * w + i) * c + k];
+  const out = new Float32Array(H * W * c);
+  for (let y = 0; y < H; y++)
+    for (const [j, wt] of wy[y])
+      for (let x = 0; x < W; x++)
+        for (let k = 0; k < c; k++) out[(y * W + x) * c + k] += wt * tmp[(j * W + x) * c + k];
+  for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(0, out[i]));
+  return out;
+}
+
+/**
+ * Makes a raster the model's input: alpha composited on the background colour, colour converted
+ * (to grey by Rec. 601 luminance 0.299 R + 0.587 G + 0.114 B; grey to colour by repetition), resized
+ * (area averaging down, bilinear up; the aspect ratio is not kept), then optionally inverted.
+ * Writes into `out` (H*W*C floats) and returns what was done.
+ */
+export function toModelInput(
+  r: Raster,
+  model: ModelInput,
+  opts: ImageOptions,
+  out: Float32Array,
+): Preprocessing {
+  const pre: Preprocessing = {
+    source: r.source,
+    original: { height: r.height, width: r.width, colour: r.colour },
+  };
+  const n = r.height * r.width;
+  let data = r.data;
+  let cc: number = r.colourChannels;
+  if (r.alpha) {
+    const bg = opts.background === "white" ? 1 : 0;
+    data = Float32Array.from(data, (v, i) => {
+      const a = r.alpha![Math.floor(i / cc)];
+      return a * v + (1 - a) * bg;
+    });
+    pre.alpha_composited_on = opts.background ?? "black";
+  }
+  if (model.channels === 1 && cc === 3) {
+    const g = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const R = data[i * 3];
+      const G = data[i * 3 + 1];
+      const B = data[i * 3 + 2];
+      g[i] = R === G && G === B ? R : 0.299 * R + 0.587 * G + 0.114 * B;
+    }
+    data = g;
+    cc = 1;
+    pre.converted_from = r.colour;
+  } else if (model.channels !== cc) {
+    if (cc !== 1)
+      throw new ApiError("invalid-pixels", `cannot convert ${r.colour} to ${model.channels} channels`);
+    const m = new Float32Array(n * model.channels);
+    for (let i = 0; i < n; i++) m.fill(data[i], i * model.channels, (i + 1) * model.channels);
+    data = m;
+    cc = model.channels;
+    pre.converted_from = r.colour;
+  }
+  if (r.height !== model.height || r.width !== model.width) {
+    data = resize(data, r.height, r.width, cc, model.height, model.width);
+    pre.resized_from = [r.height, r.width];
+  }
+  if (opts.invert) {
+    for (let i = 0; i < data.length; i++) out[i] = 1 - data[i];
+    pre.inverted = true;
+  } else out.set(data);
+  return pre;
+}
+
+/** Encodes model-space images ([H, W, C] floats in [0, 1], C = 1 or 3) as an 8-bit PNG. */
+export function encodePng(data: Float32Array, h: number, w: number, c: number): Buffer {
+  const png = new PNG({ width: w, height: h, colorType: c === 1 ? 0 : 2 });
+  for (let i = 0; i < h * w; i++) {
+    for (let k = 0; k < 3; k++) {
+      const v = data[i * c + (c === 1 ? 0 : k)];
+      png.data[i * 4 + k] = Math.round(Math.min(1, Math.max(0, v)) * 255);
+    }
+    png.data[i * 4 + 3] = 255;
+  }
+  return PNG.sync.write(png, { colorType: c === 1 ? 0 : 2 });
+}
+
+/** Lays out n images [H, W, C] on a grid of `cols` columns (row-major), as one image. */
+export function tile(images: Float32Array, n: number, H: number, W: number, C: number, cols: number) {
+  const rows = Math.ceil(n / cols);
+  const gh = rows * H;
+  const gw = cols * W;
+  const out = new Float32Array(gh * gw * C);
+  for (let i = 0; i < n; i++) {
+    const oy = Math.floor(i / cols) * H;
+    const ox = (i % cols) * W;
+    for (let y = 0; y < H; y++) {
+      const src = images.subarray((i * H * W + y * W) * C, (i * H * W + (y + 1) * W) * C);
+      out.set(src, ((oy + y) * gw + ox) * C);
+    }
+  }
+  return { data: out, height: gh, width: gw };
+}

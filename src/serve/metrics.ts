@@ -1,0 +1,58 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The service's Prometheus metrics, in a registry of its own (one per app). */
+export class ServeMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<"route" | "method" | "status">;
+  readonly latency: Histogram<"route" | "method" | "status">;
+  readonly queueWait: Histogram<"op">;
+  readonly inference: Histogram<"op">;
+  readonly batchSize: Histogram<"op">;
+  readonly inflight: Gauge;
+  readonly queueDepth: Gauge;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: "equivae_" });
+    this.requests = new Counter({
+      name: "equivae_http_requests_total",
+      help: "HTTP requests by route, method and status",
+      labelNames: ["route", "method", "status"],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: "equivae_http_request_duration_seconds",
+      help: "HTTP request latency by route, method and status",
+      labelNames: ["route", "method", "status"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.queueWait = new Histogram({
+      name: "equivae_queue_wait_seconds",
+      help: "Time inference work waited in the queue before an engine call",
+      labelNames: ["op"],
+      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    });
+    this.inference = new Histogram({
+      name: "equivae_inference_duration_seconds",
+      help: "Engine call duration by operation",
+      labelNames: ["op"],
+      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    });
+    this.batchSize = new Histogram({
+      name: "equivae_inference_batch_size",
+      help: "Images (or vectors) per engine call, after coalescing",
+      labelNames: ["op"],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers,
+    });
+    this.inflight = new Gauge({
+      name: "equivae_requests_in_flight",
+      help: "Admitted requests in flight",
+      registers,
+    });
+    this.queueDepth = new Gauge({ name: "equivae_queue_depth", help: "Inference jobs waiting", registers });
+  }
+}

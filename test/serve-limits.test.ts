@@ -1,0 +1,123 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import request from "supertest";
+import { createApp, type ServeApp } from "../src/serve/app.js";
+import { FakeEngine } from "./helpers/fake-engine.js";
+import { ROOT } from "./helpers/paths.js";
+
+const body = { pixels: [Array(64).fill(0.5)] };
+
+async function listen(app: ServeApp): Promise<{ server: Server; url: string }> {
+  const server = createServer(app).listen(0, "127.0.0.1");
+  await new Promise((r) => server.once("listening", r));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+const post = (url: string, path = "/classify") =>
+  fetch(url + path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), "condition not reached");
+}
+
+test("/readyz and inference answer 503 not-ready until the warm-up inference succeeded", async () => {
+  const engine = new FakeEngine();
+  engine.holdWarmUp = true;
+  const app = createApp(engine, { log: () => {} });
+  const r = await request(app).get("/readyz");
+  assert.equal(r.status, 503);
+  assert.equal(r.body.type, "/docs#problem-not-ready");
+  assert.equal((await request(app).post("/classify").send(body)).status, 503);
+  assert.equal((await request(app).get("/healthz")).status, 200, "alive while warming up");
+  await until(() => engine.calls.some((c) => c.op === "classify"));
+  engine.releaseWarmUp();
+  assert.equal(await app.ready, true);
+  await request(app).get("/readyz").expect(200);
+  await request(app).post("/classify").send(body).expect(200);
+});
+
+test("requests over the concurrency limit get 429; the others finish; then it answers again", async () => {
+  const engine = new FakeEngine();
+  engine.delayMs = 300;
+  const app = createApp(engine, { limits: { maxConcurrent: 2 }, log: () => {} });
+  await app.ready;
+  const { server, url } = await listen(app);
+  try {
+    const held = [post(url), post(url)];
+    await until(() => app.inflight() === 2);
+    const r = await post(url);
+    assert.equal(r.status, 429);
+    assert.equal(r.headers.get("content-type"), "application/problem+json; charset=utf-8");
+    assert.equal(r.headers.get("retry-after"), "1");
+    assert.equal(((await r.json()) as { type: string }).type, "/docs#problem-too-many-requests");
+    for (const h of held) assert.equal((await h).status, 200);
+    await until(() => app.inflight() === 0);
+    assert.equal((await post(url)).status, 200);
+  } finally {
+    server.close();
+  }
+});
+
+test("a request over the timeout gets 503 timeout; queued work is dropped; the server keeps answering", async () => {
+  const engine = new FakeEngine();
+  const app = createApp(engine, { limits: { timeoutMs: 150 }, log: () => {} });
+  await app.ready;
+  engine.delayMs = 600;
+  const t0 = Date.now();
+  const r = await request(app).post("/classify").send(body);
+  assert.equal(r.status, 503);
+  assert.equal(r.body.type, "/docs#problem-timeout");
+  assert.ok(Date.now() - t0 < 550, "answered at the timeout, not when the engine finished");
+  engine.delayMs = 0;
+  await new Promise((res) => setTimeout(res, 600));
+  await request(app).post("/classify").send(body).expect(200);
+});
+
+test("concurrent invariant embeddings are coalesced into one engine call", async () => {
+  const engine = new FakeEngine();
+  const app = createApp(engine, { log: () => {} });
+  await app.ready;
+  engine.delayMs = 100;
+  const { server, url } = await listen(app);
+  try {
+    const rs = await Promise.all([post(url), post(url), post(url), post(url), post(url)]);
+    for (const r of rs) assert.equal(r.status, 200);
+    const inv = engine.calls.filter((c) => c.op === "invariant");
+    assert.ok(inv.length < 5 && inv.some((c) => c.n > 1), JSON.stringify(inv));
+    const m = await (await fetch(url + "/metrics")).text();
+    assert.match(m, /equivae_inference_batch_size_bucket\{le="4",op="invariant"\} [1-9]/);
+  } finally {
+    server.close();
+  }
+});
+
+test("SIGTERM drains an in-flight request, then the process exits 0", async () => {
+  const child = spawn(process.execPath, [join(ROOT, "dist/test/helpers/slow-server.js")], {
+    env: { ...process.env, FAKE_DELAY_MS: "1000" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  await until(() => /URL (\S+)/.test(out));
+  const url = /URL (\S+)/.exec(out)![1];
+  const inflight = post(url);
+  await new Promise((r) => setTimeout(r, 200));
+  child.kill("SIGTERM");
+  const r = await inflight;
+  assert.equal(r.status, 200, out);
+  assert.ok(((await r.json()) as { predictions: unknown[] }).predictions.length === 1);
+  assert.equal(await exited, 0, out);
+  assert.match(out, /SIGTERM: draining 1 in-flight/);
+  await assert.rejects(fetch(url + "/healthz"), "no longer accepting");
+});
