@@ -1,0 +1,420 @@
+/**
+ * Batch embedding of unlabelled data (the `embed` command): streams an input (IDX, a directory of
+ * PNG/JPEG, NDJSON of base64 images) through the inference Engine in batches and writes .npy or
+ * NDJSON incrementally. Memory stays flat: at most about two batches of images are held.
+ *
+ * Resume design: after a batch has been written (at most every `checkpointSeconds`), the .npy
+ * headers are rewritten with the row count, every output file is fsynced, and then
+ * `<output>.progress.json` is replaced atomically with the records consumed, the byte length of
+ * every output file, the input's fingerprint and the options. `--resume` checks the fingerprint
+ * and options, truncates every file to its recorded length and continues with the next record, so
+ * a run killed at any point and resumed writes exactly the bytes of an uninterrupted run. The
+ * state file is removed when the run completes.
+ */
+import { existsSync, promises as fsp, readFileSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import { rankByCentroid } from "../inference/engine.js";
+import type { Engine } from "../inference/engine.js";
+import { UserError, errorMessage } from "../util/errors.js";
+import { writeFileAtomic } from "../util/fsx.js";
+import { Progress } from "../util/progress.js";
+import { NpyWriter, REPS, TrackedFile, type OutputFormat, type Rep } from "./outputs.js";
+import { detectFormat, openInput, type Batch, type Input, type InputFormat } from "./sources.js";
+
+export { REPS, type Rep, type OutputFormat } from "./outputs.js";
+export type { InputFormat } from "./sources.js";
+
+export interface EmbedOptions {
+  input: string;
+  output: string;
+  /** idx | dir | ndjson; detected from the input when undefined. */
+  format?: string;
+  /** npy | ndjson; from the output's extension when undefined. */
+  outputFormat?: string;
+  /** Representations to write (default: all of v, mu, logvar, class). */
+  what?: Rep[];
+  /** Records per engine call (default 256). */
+  batchSize?: number;
+  /** Continue an interrupted run from its `<output>.progress.json`. */
+  resume?: boolean;
+  /** Overwrite existing outputs (and discard an interrupted run's state). */
+  force?: boolean;
+  /** Minimum seconds between checkpoints (0: after every batch; default 1). */
+  checkpointSeconds?: number;
+  /** Progress bar on stderr (default true). */
+  progress?: boolean;
+  /** Where notes (skipped images) go; default stderr. */
+  log?: (line: string) => void;
+  /** Identifies the model in the resume state (default: the engine's manifest checksums). */
+  modelId?: Record<string, unknown>;
+}
+
+export interface EmbedPlan {
+  input: string;
+  format: InputFormat;
+  outputFormat: OutputFormat;
+  what: Rep[];
+  batchSize: number;
+  files: OutputFiles;
+  /** The state to continue from (--resume with a state file). */
+  state?: EmbedState;
+}
+
+export interface OutputFiles {
+  /** npy: one file per representation. */
+  npy: Partial<Record<Rep, string>>;
+  /** npy: the ids, one per line, in row order. */
+  ids?: string;
+  /** ndjson: the one output file. */
+  ndjson?: string;
+  skipped: string;
+  state: string;
+}
+
+export interface EmbedState {
+  version: 1;
+  input: Record<string, unknown>;
+  options: Record<string, unknown>;
+  total: number;
+  /** Input records consumed. */
+  records: number;
+  /** Images embedded (rows written). */
+  rows: number;
+  skipped: number;
+  /** Byte length of every output file at this checkpoint. */
+  files: Record<string, number>;
+}
+
+export interface EmbedResult {
+  input: string;
+  format: InputFormat;
+  total: number;
+  records: number;
+  embedded: number;
+  skipped: number;
+  ignored: number;
+  resumedFrom: number;
+  seconds: number;
+  /** Images embedded per second in this run (excluding work done before a resume). */
+  rate: number;
+  files: string[];
+  skippedFile?: string;
+}
+
+const MAX_SKIP_LINES = 20;
+
+/** Output paths: `--output out.npy` with one representation is out.npy, else out.<rep>.npy each. */
+export function outputFiles(output: string, fmt: OutputFormat, what: Rep[]): OutputFiles {
+  output = resolve(output);
+  const side = { skipped: `${output}.skipped.txt`, state: `${output}.progress.json` };
+  if (fmt === "ndjson") return { npy: {}, ndjson: output, ...side };
+  const stem = output.replace(/\.npy$/i, "");
+  const npy: Partial<Record<Rep, string>> = {};
+  for (const r of what) npy[r] = what.length === 1 ? output : `${stem}.${r}.npy`;
+  return { npy, ids: `${output}.ids.txt`, ...side };
+}
+
+export function parseWhat(s: string): Rep[] {
+  const parts = s
+    .split(",")
+    .map((x) => x.trim())
+    .filter((x) => x !== "");
+  if (parts.length === 0) throw new UserError(`--what needs one or more of ${REPS.join(",")}`);
+  for (const p of parts) {
+    if (!REPS.includes(p as Rep))
+      throw new UserError(`--what: unknown representation '${p}' (choose from ${REPS.join(",")})`);
+  }
+  return REPS.filter((r) => parts.includes(r)); // canonical order, no duplicates
+}
+
+/** Checks everything that can be checked without the model; returns what to do. */
+export async function planEmbed(opts: EmbedOptions): Promise<EmbedPlan> {
+  const input = resolve(opts.input);
+  const output = resolve(opts.output);
+  const what = opts.what ?? REPS;
+  if (what.length === 0) throw new UserError("nothing to write (--what is empty)");
+  const batchSize = opts.batchSize ?? 256;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 65536)
+    throw new UserError(`--batch-size must be an integer from 1 to 65536 (got ${batchSize})`);
+  let outputFormat = opts.outputFormat;
+  if (outputFormat === undefined) {
+    if (/\.npy$/i.test(output)) outputFormat = "npy";
+    else if (/\.(ndjson|jsonl)$/i.test(output)) outputFormat = "ndjson";
+    else
+      throw new UserError(
+        `cannot tell the output format of ${output}: name it .npy or .ndjson, or pass --output-format`,
+      );
+  }
+  if (outputFormat !== "npy" && outputFormat !== "ndjson")
+    throw new UserError(`unknown output format '${outputFormat}' (choose npy or ndjson)`);
+  const format = await detectFormat(input, opts.format);
+  const dir = dirname(output);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UserError(`output directory does not exist: ${dir}`);
+  if (existsSync(output) && statSync(output).isDirectory())
+    throw new UserError(`output is a directory: ${output}`);
+  const files = outputFiles(output, outputFormat, what);
+  const outs = [...Object.values(files.npy), files.ids, files.ndjson].filter(
+    (f): f is string => f !== undefined,
+  );
+  if (outs.includes(input)) throw new UserError(`the output would overwrite the input ${input}`);
+  const hasState = existsSync(files.state);
+  let state: EmbedState | undefined;
+  if (opts.resume && hasState && !opts.force) {
+    try {
+      state = JSON.parse(readFileSync(files.state, "utf8")) as EmbedState;
+    } catch (e) {
+      throw new UserError(`${files.state}: unreadable resume state (${errorMessage(e)})`);
+    }
+    if (state.version !== 1)
+      throw new UserError(`${files.state}: unknown state version ${String(state.version)}`);
+  } else if (!opts.force) {
+    if (hasState)
+      throw new UserError(
+        `${files.state} exists: an interrupted run; pass --resume to continue it or --force to start over`,
+      );
+    const existing = [...outs, files.skipped].filter((f) => existsSync(f));
+    if (existing.length > 0)
+      throw new UserError(
+        `${existing[0]} exists${opts.resume ? " and there is no interrupted run to resume" : ""} (pass --force to overwrite)`,
+      );
+  }
+  return { input, format, outputFormat, what, batchSize, files, state };
+}
+
+function modelIdentity(engine: Engine): Record<string, unknown> {
+  const f = (engine.manifest as { files?: Record<string, { sha256: string }> }).files ?? {};
+  return {
+    weightsSha256: f["weights.bin"]?.sha256 ?? null,
+    centroidsSha256: f["centroids.json"]?.sha256 ?? null,
+  };
+}
+
+interface Outputs {
+  npy: Array<[Rep, NpyWriter]>;
+  ids?: TrackedFile;
+  ndjson?: TrackedFile;
+  skipped: TrackedFile;
+  all: TrackedFile[];
+}
+
+async function openOutputs(plan: EmbedPlan, dims: Record<Rep, number>): Promise<Outputs> {
+  const st = plan.state;
+  const opened: TrackedFile[] = [];
+  try {
+    const file = async (path: string) => {
+      const f = st ? await TrackedFile.resume(path, lengthOf(st, path)) : await TrackedFile.create(path);
+      opened.push(f);
+      return f;
+    };
+    const npy: Array<[Rep, NpyWriter]> = [];
+    for (const r of plan.what) {
+      const path = plan.files.npy[r];
+      if (path === undefined) continue;
+      const w = st
+        ? await NpyWriter.resume(path, dims[r], lengthOf(st, path))
+        : await NpyWriter.create(path, dims[r]);
+      opened.push(w.file);
+      npy.push([r, w]);
+      if (st && w.rows !== st.rows)
+        throw new UserError(`cannot resume: ${path} holds ${w.rows} rows, the state says ${st.rows}`);
+    }
+    const ids = plan.files.ids ? await file(plan.files.ids) : undefined;
+    const ndjson = plan.files.ndjson ? await file(plan.files.ndjson) : undefined;
+    const skipped = await file(plan.files.skipped);
+    return { npy, ids, ndjson, skipped, all: opened };
+  } catch (e) {
+    await Promise.all(opened.map((f) => f.close()));
+    throw e;
+  }
+}
+
+/** A kill during writeFileAtomic can leave its temporary file behind. */
+async function removeStaleTemp(state: string): Promise<void> {
+  const prefix = `.${basename(state)}.tmp-`;
+  for (const n of await fsp.readdir(dirname(state)).catch(() => [] as string[]))
+    if (n.startsWith(prefix)) await fsp.rm(join(dirname(state), n), { force: true });
+}
+
+function lengthOf(st: EmbedState, path: string): number {
+  const n = st.files[path];
+  if (typeof n !== "number") throw new UserError(`cannot resume: ${path} is not in the saved state`);
+  return n;
+}
+
+/** Shortest decimal that reads back as the same float32 (exact, and shorter than the double). */
+export function f32(x: number): string {
+  if (!Number.isFinite(x)) return "null";
+  for (let p = 6; p < 9; p++) {
+    const s = x.toPrecision(p);
+    if (Math.fround(Number(s)) === x) return String(Number(s));
+  }
+  return String(Number(x.toPrecision(9)));
+}
+
+function f32List(a: Float32Array, i: number, d: number): string {
+  let s = "[";
+  for (let j = 0; j < d; j++) s += (j > 0 ? "," : "") + f32(a[i * d + j]);
+  return s + "]";
+}
+
+/** Runs the embedding; `engine` must be loaded from the model (the caller disposes of it). */
+export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptions): Promise<EmbedResult> {
+  const t0 = Date.now();
+  const log = opts.log ?? ((s: string) => void process.stderr.write(`${s}\n`));
+  const cfg = engine.config;
+  const K = engine.classNames.length;
+  const dims: Record<Rep, number> = { v: cfg.dv, mu: cfg.dz, logvar: cfg.dz, class: K };
+  const input: Input = await openInput(plan.input, plan.format, cfg);
+  const options = {
+    model: opts.modelId ?? modelIdentity(engine),
+    format: plan.format,
+    outputFormat: plan.outputFormat,
+    what: plan.what,
+    batchSize: plan.batchSize,
+  };
+  const st = plan.state;
+  if (st) {
+    if (!isDeepStrictEqual(st.input, input.fingerprint))
+      throw new UserError(`cannot resume: the input changed since the interrupted run (${plan.files.state})`);
+    for (const [k, v] of Object.entries(options)) {
+      if (!isDeepStrictEqual(st.options[k], v))
+        throw new UserError(
+          `cannot resume: ${k} differs from the interrupted run (${JSON.stringify(st.options[k])}, now ${JSON.stringify(v)})`,
+        );
+    }
+    if (st.records > input.total)
+      throw new UserError(`cannot resume: the state is past the end of the input`);
+  }
+  await removeStaleTemp(plan.files.state);
+  const out = await openOutputs(plan, dims);
+  let records = st?.records ?? 0;
+  let rows = st?.rows ?? 0;
+  let skipped = st?.skipped ?? 0;
+  const resumedFrom = records;
+  if (resumedFrom > 0)
+    log(`resuming at record ${resumedFrom} of ${input.total} (${rows} embedded, ${skipped} skipped)`);
+
+  const checkpoint = async () => {
+    for (const [, w] of out.npy) await w.writeHeader();
+    await Promise.all(out.all.map((f) => f.sync()));
+    const state: EmbedState = {
+      version: 1,
+      input: input.fingerprint,
+      options,
+      total: input.total,
+      records,
+      rows,
+      skipped,
+      files: Object.fromEntries(out.all.map((f) => [f.path, f.length])),
+    };
+    await writeFileAtomic(plan.files.state, JSON.stringify(state, null, 1) + "\n");
+  };
+
+  const wantEq = plan.what.includes("mu") || plan.what.includes("logvar");
+  const progress =
+    opts.progress === false ? undefined : new Progress("embed", input.total - resumedFrom, "img");
+  const every = (opts.checkpointSeconds ?? 1) * 1000;
+  let lastCheckpoint = Date.now();
+  const reader = await input.open(records);
+  try {
+    if (!st) await checkpoint(); // a state file from the start: a killed run is always resumable
+    let next = reader.next(plan.batchSize);
+    for (;;) {
+      const batch: Batch | null = await next;
+      if (batch === null) break;
+      next = reader.next(plan.batchSize); // read ahead while this batch is embedded
+      next.catch(() => undefined);
+      const n = batch.ids.length;
+      if (n > 0) {
+        const v = await engine.embedInvariant(batch.pixels, n);
+        const eq = wantEq ? await engine.encodeEquivariant(batch.pixels, n, v) : undefined;
+        const ranked = plan.what.includes("class")
+          ? rankByCentroid(v, cfg.dv, engine.centroids, engine.classNames, K)
+          : undefined;
+        const reps: Record<Rep, Float32Array | undefined> = {
+          v,
+          mu: eq?.mu,
+          logvar: eq?.logvar,
+          class: undefined,
+        };
+        if (ranked) {
+          const p = new Float32Array(n * K);
+          ranked.forEach((row, i) => row.forEach((s) => (p[i * K + s.label] = s.p)));
+          reps.class = p;
+        }
+        if (out.ndjson) {
+          let s = "";
+          for (let i = 0; i < n; i++) {
+            s += `{"id":${JSON.stringify(batch.ids[i])}`;
+            for (const r of plan.what) {
+              if (r === "class")
+                s += `,"class":${ranked![i][0].label},"p":${f32(Math.fround(ranked![i][0].p))}`;
+              else s += `,"${r}":${f32List(reps[r]!, i, dims[r])}`;
+            }
+            s += "}\n";
+          }
+          await out.ndjson.append(s);
+        }
+        for (const [r, w] of out.npy) await w.append(reps[r]!);
+        if (out.ids) await out.ids.append(batch.ids.map((id) => `${id}\n`).join(""));
+      }
+      if (batch.skipped.length > 0) {
+        await out.skipped.append(batch.skipped.map((s) => `${s.id}\t${s.reason}\n`).join(""));
+        for (const s of batch.skipped) {
+          if (skipped < MAX_SKIP_LINES) log(`skipped ${s.id}: ${s.reason}`);
+          else if (skipped === MAX_SKIP_LINES)
+            log(`... more skipped images are listed in ${plan.files.skipped}`);
+          skipped++;
+        }
+      }
+      records += batch.records;
+      rows += n;
+      if (Date.now() - lastCheckpoint >= every) {
+        await checkpoint();
+        lastCheckpoint = Date.now();
+      }
+      progress?.tick(batch.records);
+    }
+    await checkpoint();
+  } finally {
+    reader.close();
+    await Promise.all(out.all.map((f) => f.close()));
+  }
+  // Complete: the outputs are final; drop the resume state, and the skipped list if empty.
+  await fsp.rm(plan.files.state, { force: true });
+  const skippedFile = out.skipped.length > 0 ? plan.files.skipped : undefined;
+  if (!skippedFile) await fsp.rm(plan.files.skipped, { force: true });
+  const files = [...out.npy.map(([, w]) => w.file.path), out.ids?.path, out.ndjson?.path].filter(
+    (f): f is string => f !== undefined,
+  );
+  return {
+    input: plan.input,
+    format: plan.format,
+    total: input.total,
+    records,
+    embedded: rows,
+    skipped,
+    ignored: input.ignored,
+    resumedFrom,
+    seconds: (Date.now() - t0) / 1000,
+    rate: (rows - (st?.rows ?? 0)) / Math.max(1e-3, (Date.now() - t0) / 1000),
+    files,
+    skippedFile,
+  };
+}
+
+/** The one-line summary the CLI prints. */
+export function summaryLine(r: EmbedResult): string {
+  const fmt = (n: number) => n.toLocaleString("en-US");
+  const done = r.embedded + r.skipped;
+  const parts = [`embedded ${fmt(r.embedded)} of ${fmt(done)} images`, `skipped ${fmt(r.skipped)}`];
+  if (r.ignored > 0) parts.push(`ignored ${fmt(r.ignored)} non-image files`);
+  const resumed = r.resumedFrom > 0 ? `, resumed at record ${fmt(r.resumedFrom)}` : "";
+  return (
+    `${parts.join(", ")} (${r.format} input, ${r.seconds.toFixed(1)} s, ${fmt(Math.round(r.rate))} img/s${resumed}) -> ` +
+    r.files.join(", ") +
+    (r.skippedFile ? `; skipped list: ${r.skippedFile}` : "")
+  );
+}
