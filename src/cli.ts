@@ -10,6 +10,9 @@ Commands:
   train   Train EquiVAE on a labelled dataset; writes a checkpoint directory after every epoch.
   eval    Evaluate a checkpoint: nearest-centroid, neural-on-v and benchmark classifier errors.
   export  Write a checkpoint's ONNX graphs (for ONNX Runtime inference) beside its weights.
+  embed   Embed a dataset of unlabelled images (IDX, image directory, NDJSON) into .npy or NDJSON.
+  serve   Serve a checkpoint over HTTP (embeddings, classification, generation; see /docs).
+  report  Draw a checkpoint's pictures: prior samples per class, interpolations, style transfer, curves.
 
 Run 'equivae <command> --help' for the options of a command.`;
 
@@ -53,6 +56,42 @@ const EXPORT_USAGE = `equivae export <checkpoint>
   float32 images in [0, 1], dynamic batch) from the checkpoint's weights, records their sha256 and
   signatures in its manifest.json, and checks that ONNX Runtime loads them. Training does not
   export: run this again after training writes a new checkpoint.`;
+
+const SERVE_USAGE = `equivae serve [options]
+
+  --model-dir DIR           checkpoint to serve (default: the shipped models/mnist; $EQUIVAE_MODEL_DIR)
+  --port N                  port (default: 8080; $PORT)
+  --host HOST               address to bind (default: 0.0.0.0; $HOST)
+  --engine NAME             auto | onnx | tfjs (default: auto; $EQUIVAE_ENGINE)
+  --threads N               ONNX Runtime intra-op threads (default: ONNX Runtime's choice; $EQUIVAE_THREADS)
+  --max-body-bytes N        largest JSON body or uploaded file (default: 8388608; $EQUIVAE_MAX_BODY_BYTES)
+  --max-images N            images per request, in or generated (default: 64; $EQUIVAE_MAX_IMAGES)
+  --max-pixels N            width*height per image, read from the header (default: 4000000; $EQUIVAE_MAX_PIXELS)
+  --max-concurrent N        requests in flight at once; more get 429 (default: 64; $EQUIVAE_MAX_CONCURRENT)
+  --timeout-ms N            request timeout, 503 after it (default: 30000; $EQUIVAE_TIMEOUT_MS)
+
+  SIGTERM / SIGINT stop accepting connections, drain in-flight requests, then exit 0.`;
+
+const EMBED_USAGE = `equivae embed --input PATH --output PATH [options]
+
+  --input PATH              IDX file (.gz or raw), directory of PNG/JPEG (recursive), or NDJSON
+  --format F                idx | dir | ndjson (default: from the input's type, name or first bytes)
+  --output PATH             out.npy (float32 [N, d] .npy files + out.npy.ids.txt) or out.ndjson
+  --output-format F         npy | ndjson (default: from the output's extension)
+  --what LIST               representations, comma-separated: v,mu,logvar,class (default: all);
+                            .npy: one file each, out.<rep>.npy (just out.npy when only one);
+                            class = the class probabilities [N, K]
+  --model DIR               checkpoint (default: the shipped models/mnist)
+  --batch-size N            images per engine call (default: 256)
+  --engine NAME             auto | onnx | tfjs (default: auto)
+  --threads N               ONNX Runtime intra-op threads (default: ONNX Runtime's choice)
+  --resume                  continue an interrupted run from <output>.progress.json
+  --force                   overwrite existing outputs (and drop an interrupted run's state)
+  --checkpoint-secs S       minimum seconds between resume checkpoints; 0 = every batch (default: 1)
+  --stats                   print a JSON line with counts, timing and peak memory (VmHWM) at the end
+  --quiet                   no progress bar
+
+  Unreadable images are skipped, listed on stderr and in <output>.skipped.txt.`;
 
 type Opts = NonNullable<ParseArgsConfig["options"]>;
 
@@ -263,6 +302,93 @@ async function cmdExport(argv: string[]): Promise<void> {
   console.log("checked: every graph loads and runs in ONNX Runtime");
 }
 
+async function cmdServe(argv: string[]): Promise<void> {
+  const { LIMIT_FLAGS, DEFAULT_MODEL_DIR } = await import("./serve/config.js");
+  const limitOpts = Object.fromEntries(LIMIT_FLAGS.map((l) => [l.flag, { type: "string" as const }]));
+  const { values: v } = parse(
+    argv,
+    {
+      "model-dir": { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
+      engine: { type: "string" },
+      threads: { type: "string" },
+      ...limitOpts,
+    },
+    false,
+  );
+  if (v.help) return void console.log(SERVE_USAGE);
+  const env = process.env;
+  const flag = (name: string, envName: string) => (v[name] as string | undefined) ?? env[envName];
+  const limits: Record<string, number> = {};
+  for (const l of LIMIT_FLAGS) limits[l.key] = int(flag(l.flag, l.env), l.flag, l.dflt);
+  const port = int(flag("port", "PORT"), "port", 8080, 0);
+  const threadsRaw = flag("threads", "EQUIVAE_THREADS");
+  const threads = threadsRaw === undefined ? undefined : int(threadsRaw, "threads", 1);
+  const engineName = flag("engine", "EQUIVAE_ENGINE") ?? "auto";
+  if (engineName !== "auto" && engineName !== "onnx" && engineName !== "tfjs")
+    throw new UserError(`unknown engine '${engineName}' (choose auto, onnx or tfjs)`);
+  const dir = resolve(flag("model-dir", "EQUIVAE_MODEL_DIR") ?? DEFAULT_MODEL_DIR);
+  const { loadEngine } = await import("./inference/index.js");
+  const engine = await loadEngine(dir, { engine: engineName, threads });
+  const { startServer } = await import("./serve/server.js");
+  await startServer(engine, {
+    port,
+    host: flag("host", "HOST") ?? "0.0.0.0",
+    limits,
+    modelDir: dir,
+  });
+}
+
+async function cmdEmbed(argv: string[]): Promise<void> {
+  const { values: v } = parse(
+    argv,
+    {
+      input: { type: "string" },
+      output: { type: "string" },
+      format: { type: "string" },
+      "output-format": { type: "string" },
+      what: { type: "string" },
+      model: { type: "string" },
+      "batch-size": { type: "string" },
+      engine: { type: "string" },
+      threads: { type: "string" },
+      resume: { type: "boolean" },
+      force: { type: "boolean" },
+      "checkpoint-secs": { type: "string" },
+      stats: { type: "boolean" },
+      quiet: { type: "boolean" },
+    },
+    false,
+  );
+  if (v.help) return void console.log(EMBED_USAGE);
+  if (v.input === undefined) throw new UserError("embed: --input is required (see 'equivae embed --help')");
+  if (v.output === undefined) throw new UserError("embed: --output is required (see 'equivae embed --help')");
+  const engineName = (v.engine as string | undefined) ?? "auto";
+  if (engineName !== "auto" && engineName !== "onnx" && engineName !== "tfjs")
+    throw new UserError(`unknown engine '${engineName}' (choose auto, onnx or tfjs)`);
+  const secs = v["checkpoint-secs"] === undefined ? 1 : Number(v["checkpoint-secs"]);
+  if (!Number.isFinite(secs) || secs < 0)
+    throw new UserError(`--checkpoint-secs must be a number >= 0 (got '${v["checkpoint-secs"]}')`);
+  const { DEFAULT_MODEL, embedCommand } = await import("./embed/cli.js");
+  await embedCommand({
+    input: v.input as string,
+    output: v.output as string,
+    format: v.format as string | undefined,
+    outputFormat: v["output-format"] as string | undefined,
+    what: v.what as string | undefined,
+    model: resolve((v.model as string | undefined) ?? DEFAULT_MODEL),
+    batchSize: int(v["batch-size"], "batch-size", 256),
+    engine: engineName,
+    threads: v.threads === undefined ? undefined : int(v.threads, "threads", 1),
+    resume: Boolean(v.resume),
+    force: Boolean(v.force),
+    checkpointSeconds: secs,
+    stats: Boolean(v.stats),
+    quiet: Boolean(v.quiet),
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -276,6 +402,17 @@ export async function main(argv: string[]): Promise<number> {
       case "export":
         await cmdExport(rest);
         return 0;
+      case "embed":
+        await cmdEmbed(rest);
+        return 0;
+      case "serve":
+        await cmdServe(rest);
+        return 0;
+      case "report": {
+        const { cmdReport } = await import("./report/command.js");
+        await cmdReport(rest);
+        return 0;
+      }
       case undefined:
       case "help":
       case "--help":
