@@ -28,7 +28,7 @@ export interface ModelInput {
 }
 
 /** A source image: float values in [0, 1], row-major [h, w, colour channels (1 or 3)], plus optional alpha. */
-interface Raster {
+export interface Raster {
   height: number;
   width: number;
   colourChannels: 1 | 3;
@@ -108,7 +108,14 @@ function checkSize(h: number, w: number, maxPixels: number, what: string): void 
     );
 }
 
-function fromRgba(rgba: Uint8Array, h: number, w: number, colour: string, source: Raster["source"]): Raster {
+/** RGBA bytes (as decoded by pngjs / jpeg-js) -> a Raster; `colour` "grey"/"grey+alpha" keeps one channel. */
+export function fromRgba(
+  rgba: Uint8Array,
+  h: number,
+  w: number,
+  colour: string,
+  source: Raster["source"],
+): Raster {
   const n = h * w;
   const grey = colour === "grey" || colour === "grey+alpha";
   const cc: 1 | 3 = grey ? 1 : 3;
