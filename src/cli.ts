@@ -8,7 +8,8 @@ const USAGE = `equivae <command> [options]
 
 Commands:
   train   Train EquiVAE on a labelled dataset; writes a checkpoint directory after every epoch.
-  eval    Evaluate a checkpoint: nearest-centroid, neural-on-v and benchmark classifier errors.
+  eval    Evaluate a checkpoint: nearest-centroid, neural-on-v and benchmark classifier errors
+          (and q(y|x) for semi-supervised checkpoints).
   export  Write a checkpoint's ONNX graphs (for ONNX Runtime inference) beside its weights.
   embed   Embed a dataset of unlabelled images (IDX, image directory, NDJSON) into .npy or NDJSON.
   serve   Serve a checkpoint over HTTP (embeddings, classification, generation; see /docs).
@@ -32,7 +33,9 @@ const TRAIN_USAGE = `equivae train [options]
   --context-share N         targets of one class sharing one context pool per step (default: 4)
   --lr X                    Adam learning rate (default: 0.001)
   --seed N                  random seed (default: 1)
-  --labels N|all            label budget (default: all; semi-supervised budgets come with issue 7)
+  --labels N|all            label budget (default: all). N: semi-supervised (Eq. 5-7) with N/K labelled
+                            images per class, chosen with --seed; the rest of the training split is used
+                            unlabelled. The paper: --dv 8, 20/25/30/35 epochs for 100/600/1000/3000 labels
   --train-size N            use only the first N training images (quick runs)
   --val-size N              use only the first N validation images
   --backend NAME            tensorflow | wasm | cpu (default: the fastest available)
@@ -162,10 +165,12 @@ async function cmdTrain(argv: string[]): Promise<void> {
   if (dataset !== "mnist" && dataset !== "fashion-mnist") {
     throw new UserError(`unknown dataset '${dataset}' (choose mnist or fashion-mnist)`);
   }
+  let labels: number | undefined;
   if (v.labels !== undefined && v.labels !== "all") {
-    throw new UserError(
-      `--labels ${v.labels}: semi-supervised training is not available yet; use --labels all`,
-    );
+    const n = Number(v.labels);
+    if (!Number.isInteger(n) || n < 1)
+      throw new UserError(`--labels must be a positive integer or 'all' (got '${v.labels}')`);
+    labels = n;
   }
   const dv = int(v.dv, "dv", 16);
   const filters =
@@ -189,6 +194,7 @@ async function cmdTrain(argv: string[]): Promise<void> {
     resume: Boolean(v.resume),
     quiet: Boolean(v.quiet),
     command: commandLine(),
+    labels,
   };
   const { checkBackendName } = await import("./backend/names.js");
   checkBackendName(v.backend as string | undefined);
@@ -200,6 +206,11 @@ async function cmdTrain(argv: string[]): Promise<void> {
   const data = loadIdxDataset(dataset, { dataDir: v["data-dir"] as string | undefined, trainSize, valSize });
   const { ComplementarySampler } = await import("./data/sampler.js");
   new ComplementarySampler(data.train.labels, data.classNames); // every class needs >= 2 members
+  if (labels !== undefined) {
+    // The budget's errors (too large, not a multiple of K, < 2 per class) before the backend starts.
+    const { selectLabelled } = await import("./train/semi.js");
+    selectLabelled(data.train.labels, data.classNames.length, labels, opts.seed, data.classNames);
+  }
   const { initBackend, describeBackend } = await import("./backend/index.js");
   const backend = await initBackend(v.backend as string | undefined);
   console.log(describeBackend(backend));
@@ -241,6 +252,11 @@ async function cmdEval(argv: string[]): Promise<void> {
     throw new UserError(`eval: unsupported dataset '${name}' in ${dir}`);
   const { loadIdxDataset } = await import("./data/mnist.js");
   const { subset, range } = await import("./data/dataset.js");
+  const semi = m.model.classifier === true;
+  if (semi && v["train-size"] !== undefined)
+    throw new UserError(
+      "eval: --train-size does not apply to a semi-supervised checkpoint (its classifiers train on its labelled rows)",
+    );
   const trainSize =
     v["train-size"] === undefined ? m.dataset.trainSize : int(v["train-size"], "train-size", 1);
   const data = loadIdxDataset(name, {
@@ -260,14 +276,18 @@ async function cmdEval(argv: string[]): Promise<void> {
   const r = await evaluate(ck.model, ck.centroids, data.train, evalSet, split, {
     vClassifierEpochs: vEpochs,
     benchmarkEpochs: benchEpochs,
+    ...(ck.labelled ? { labelled: ck.labelled } : {}),
   });
   const pct = (x: number | null) => (x === null ? "skipped" : `${(x * 100).toFixed(2)}%`);
   console.log("");
   console.log(`| ${split} error (${evalSet.n} images) | value |`);
   console.log("| --- | --- |");
+  if (r.posteriorError !== null) console.log(`| q(y\|x) (semi-supervised) | ${pct(r.posteriorError)} |`);
   console.log(`| nearest centroid on v | ${pct(r.centroidError)} |`);
   console.log(`| neural classifier on v | ${pct(r.vClassifierError)} |`);
-  console.log(`| benchmark classifier | ${pct(r.benchmarkError)} |`);
+  console.log(
+    `| benchmark classifier${ck.labelled ? ` (${ck.labelled.rows.length} labelled rows)` : ""} | ${pct(r.benchmarkError)} |`,
+  );
   const out = resolve((v.out as string | undefined) ?? join(dir, "eval.json"));
   const result = {
     checkpoint: dir,

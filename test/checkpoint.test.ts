@@ -131,3 +131,46 @@ test("a corrupt or missing checkpoint file is a clear error naming the file; an 
   ck.model.dispose();
   await assert.rejects(loadCheckpoint(join(root, "nope")), /checkpoint directory not found/);
 });
+
+test("a semi-supervised run (--labels) resumes exactly, with q(y|x) and its labelled rows in the checkpoint", async () => {
+  const small = loadIdxDataset("mnist", { dataDir: MNIST_DIR, trainSize: 160, valSize: 50 });
+  const semi = { ...base, dv: 8, dz: 8, nMax: 3, labels: 40, exportOnnx: false };
+  const root = tempDir();
+  const straight = join(root, "straight");
+  const resumed = join(root, "resumed");
+  (await train(small, { ...semi, out: straight, epochs: 2, resume: false })).model.dispose();
+  (await train(small, { ...semi, out: resumed, epochs: 1, resume: false })).model.dispose();
+  (await train(small, { ...semi, out: resumed, epochs: 2, resume: true })).model.dispose();
+  assert.ok(readFileSync(join(straight, "weights.bin")).equals(readFileSync(join(resumed, "weights.bin"))));
+  assert.ok(
+    readFileSync(join(straight, "optimizer.bin")).equals(readFileSync(join(resumed, "optimizer.bin"))),
+  );
+  const m = await readManifest(resumed);
+  assert.equal(m.model.classifier, true);
+  assert.ok(m.parameters.cls > 0);
+  assert.ok(m.parameterCount < 1_000_000);
+  assert.equal(m.training.options.labels, 40);
+  const ck = await loadCheckpoint(resumed);
+  assert.ok(ck.model.params.vars.has("cls/out/kernel"));
+  const lab = ck.labelled!;
+  assert.equal(lab.rows.length, 40);
+  assert.equal(lab.perClass, 4);
+  assert.deepEqual(ck.centroids.counts, new Array(10).fill(4), "centroids come from the labelled rows only");
+  assert.ok(m.files["labelled.json"]);
+  ck.model.dispose();
+  const lines = readFileSync(join(resumed, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  for (const l of lines)
+    for (const k of ["valCentroidError", "valClassifierError", "unlabelledU", "classificationLoss"])
+      assert.ok(Number.isFinite(l[k]), k);
+  await assert.rejects(
+    train(small, { ...semi, labels: undefined, out: resumed, epochs: 3, resume: true }),
+    /semi-supervised run \(--labels 40\); resume it with the same --labels/,
+  );
+  await assert.rejects(
+    train(small, { ...semi, labels: 60, out: resumed, epochs: 3, resume: true }),
+    /--resume: labels was 40 .* but is 60 now/,
+  );
+});

@@ -92,3 +92,19 @@ test("eval of a directory that is not a checkpoint is one clear line", () => {
   assertOneLineError(runCli(["eval", join(dir, "x")]), /not a checkpoint: .*manifest\.json is missing/);
   assertOneLineError(runCli(["eval"]), /usage: equivae eval <checkpoint>/);
 });
+
+test("a bad --labels budget is one clear line", () => {
+  const dir = dataset(5100, (i) => i % 10); // 100 training images, 10 per class
+  const train = (labels: string) =>
+    runCli(["train", "--data-dir", dir, "--out", join(tempDir(), "run"), "--labels", labels]);
+  assertOneLineError(train("200"), /--labels 200 is more than the 100 training images/);
+  assertOneLineError(train("15"), /--labels 15: .* split evenly over the 10 classes .* at least 2 per class/);
+  assertOneLineError(train("10"), /--labels 10: .* at least 2 per class \(a multiple of 10, >= 20\)/);
+  assertOneLineError(train("x"), /--labels must be a positive integer or 'all'/);
+  // 9s are rare: 3 per class is more than class 9 has.
+  const skewed = dataset(5100, (i) => (i >= 5000 && i < 5002 ? 9 : i % 9));
+  assertOneLineError(
+    runCli(["train", "--data-dir", skewed, "--out", join(tempDir(), "r"), "--labels", "30"]),
+    /class 9 \(9\) has only 2 training images, fewer than the 3 per class/,
+  );
+});

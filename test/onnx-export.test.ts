@@ -152,11 +152,18 @@ async function parity(
     m.likelihood.mean(m.decode(tf.tensor2d(v, [n, c.dv]), tf.tensor2d(z, [n, c.dz]))),
   );
   out.decoder = maxAbsDiff(await engine.decode(v, z, n), decRef);
+  if (c.classifier) {
+    const probsRef = tfRun(() => m.classifierProbs(tf.tensor4d(x, shape(n))));
+    out.classifier = maxAbsDiff(await engine.posteriorProbs(x, n), probsRef);
+  }
   return out;
 }
 
-function assertParity(d: Record<string, number>, what: string): void {
-  assert.deepEqual(Object.keys(d).sort(), ["decoder", "equivariant", "invariant", "invariant_set"]);
+function assertParity(d: Record<string, number>, what: string, classifier = false): void {
+  assert.deepEqual(
+    Object.keys(d).sort(),
+    ["decoder", "equivariant", "invariant", "invariant_set", ...(classifier ? ["classifier"] : [])].sort(),
+  );
   for (const [g, e] of Object.entries(d)) assert.ok(e <= TOL, `${what}: ${g} differs by ${e}`);
 }
 
@@ -492,4 +499,84 @@ test("both engines classify alike; auto picks onnx when exported; the tfjs engin
     await tfe.dispose();
   }
   assert.ok(existsSync(join(plainDir, "weights.bin")));
+});
+
+test("a semi-supervised checkpoint carries classifier.onnx: q(y|x) agrees with TF.js to 1e-4 at batch 1, 7, 256", async () => {
+  const semiDir = join(tempDir("equivae-onnx-semi-"), "ck");
+  const small = loadIdxDataset("mnist", { dataDir: MNIST_DIR, trainSize: 160, valSize: 50 });
+  const r = await train(small, {
+    out: semiDir,
+    epochs: 1,
+    dv: 8,
+    dz: 8,
+    nMax: 3,
+    batchSize: 32,
+    batchDoubleEvery: 0,
+    maxBatchSize: 32,
+    contextShare: 4,
+    learningRate: 1e-3,
+    seed: 5,
+    resume: false,
+    command: "test",
+    backend: "wasm",
+    labels: 40,
+    quiet: true,
+    log: () => {},
+  });
+  r.model.dispose();
+  const m = (await readManifest(semiDir)) as ExportManifest;
+  assert.equal(m.model.classifier, true);
+  assert.deepEqual(m.onnx?.graphs.classifier.outputs, [
+    { name: "probs", shape: ["N", 10], dtype: "float32" },
+  ]);
+  assert.ok(m.files["classifier.onnx"]?.sha256);
+  const semiModel = (await loadCheckpoint(semiDir)).model;
+  const onnx = await loadEngine(semiDir, { engine: "onnx", threads: 1 });
+  const tfjs = await loadEngine(semiDir, { engine: "tfjs" });
+  try {
+    assert.equal(onnx.hasPosterior, true);
+    assert.equal(onnxEngine.hasPosterior, false);
+    await assert.rejects(onnxEngine.classifyPosterior(new Float32Array(784), 1), /no q\(y\|x\) classifier/);
+    const rng = new Rng(9);
+    const results: string[] = [];
+    for (const n of BATCHES) {
+      const d = await parity(
+        semiModel,
+        onnx,
+        rng,
+        (k) =>
+          batchPixels(
+            data.train,
+            range(0, k).map((i) => i % data.train.n),
+          ),
+        n,
+      );
+      assertParity(d, `semi n=${n}`, true);
+      results.push(
+        `semi n=${n}: classifier ${d.classifier.toExponential(1)}, invariant ${d.invariant.toExponential(1)}`,
+      );
+      const x = batchPixels(data.validation, range(0, Math.min(n, data.validation.n)));
+      const k = Math.min(n, data.validation.n);
+      const a = await onnx.classifyPosterior(x, k, 3);
+      const b = await tfjs.classifyPosterior(x, k, 3);
+      assert.deepEqual(
+        a.map((row) => row[0].label),
+        b.map((row) => row[0].label),
+      );
+      for (const row of a) {
+        assert.equal(row.length, 3);
+        assert.ok(row[0].p >= row[1].p && row[1].p >= row[2].p);
+      }
+      const probs = await onnx.posteriorProbs(x, k);
+      for (let i = 0; i < k; i++) {
+        const sum = probs.subarray(i * 10, (i + 1) * 10).reduce((s, p) => s + p, 0);
+        assert.ok(Math.abs(sum - 1) < 1e-5);
+      }
+    }
+    console.log(`max |ONNX - TF.js| for q(y|x):\n  ${results.join("\n  ")}`);
+  } finally {
+    await onnx.dispose();
+    await tfjs.dispose();
+    semiModel.dispose();
+  }
 });

@@ -40,6 +40,7 @@ async function good(): Promise<void> {
   const r = await request(app).post("/classify").attach("image", png(0), "a.png");
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.predictions[0].label, test100.labels[0]);
+  assert.equal(r.body.method, "centroid");
 }
 
 async function problem(r: request.Response, status: number, kind: keyof typeof ERROR_TABLE): Promise<void> {
@@ -420,6 +421,19 @@ test("every error row gives its problem+json, and the server keeps answering", a
     "unknown-class",
   );
   await problem(await post("/generate").send({ class: 1, z: [1, 2, 3] }), 422, "invalid-dimensions");
+  // The shipped model was trained supervised: it has no q(y|x).
+  const noPosterior = await post().send({ images: [b64(png(0))], method: "posterior" });
+  await problem(noPosterior, 422, "method-unavailable");
+  assert.match(
+    noPosterior.body.detail,
+    /needs q\(y\|x\), which this model does not have .* use method 'centroid'/,
+  );
+  await problem(
+    await post().attach("image", png(0), "a.png").field("method", "posterior"),
+    422,
+    "method-unavailable",
+  );
+  await problem(await post().send({ images: [b64(png(0))], method: "knn" }), 400, "validation-failed");
   await problem(await post("/generate").send({ v: [1, 2], z: Array(16).fill(0) }), 422, "invalid-dimensions");
   await problem(
     await post("/embed/equivariant").send({ images: [b64(png(0))], v: [1] }),

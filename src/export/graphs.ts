@@ -1,4 +1,4 @@
-import { convSizes, type ModelConfig } from "../model/config.js";
+import { CLASSIFIER_UNITS, convSizes, type ModelConfig } from "../model/config.js";
 import { NETS } from "../model/equivae.js";
 import { GraphBuilder, permute, samePads } from "./onnx-builder.js";
 import type { WeightStore } from "./weights.js";
@@ -248,5 +248,28 @@ export const decoderGraph: GraphDef = {
   },
 };
 
-/** Every graph written by exportOnnx, in this order. */
+export const classifierGraph: GraphDef = {
+  name: "classifier",
+  file: "classifier.onnx",
+  doc: "q(y | x) of a semi-supervised model: class probabilities (softmax); includes v(x); dropout off",
+  build(b, ctx) {
+    const c = ctx.cfg;
+    const [u1, u2] = CLASSIFIER_UNITS;
+    const x = b.input("x", imageShape(c, "N"));
+    const v = g(b, ctx, convStack(b, ctx, NETS.f, x), "v_inner");
+    const h = b.op("Concat", [convStack(b, ctx, NETS.cls, x), v], { axis: 1 });
+    const h1 = dense(b, ctx, `${NETS.cls}/h1`, h, c.hidden + c.dv, u1, "relu");
+    const h2 = dense(b, ctx, `${NETS.cls}/h2`, h1, u1, u2, "relu");
+    const logits = dense(b, ctx, `${NETS.cls}/out`, h2, u2, c.numClasses, "none");
+    b.op("Softmax", [logits], { axis: 1 }, "probs");
+    b.output("probs", ["N", c.numClasses]);
+  },
+};
+
+/** Every graph written by exportOnnx for a supervised model, in this order. */
 export const GRAPHS: GraphDef[] = [invariantGraph, invariantSetGraph, equivariantGraph, decoderGraph];
+
+/** The graphs of a model: GRAPHS, plus classifier.onnx when the model has q(y | x). */
+export function graphsFor(cfg: ModelConfig): GraphDef[] {
+  return cfg.classifier ? [...GRAPHS, classifierGraph] : GRAPHS;
+}

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { readManifest, FILES } from "../train/checkpoint.js";
 import { UserError } from "../util/errors.js";
 import { sha256File, writeFileAtomic } from "../util/fsx.js";
-import { GRAPHS, type GraphDef } from "./graphs.js";
+import { graphsFor, type GraphDef } from "./graphs.js";
 import { recordOnnxExport, type ExportManifest, type OnnxGraphInfo } from "./manifest.js";
 import { GraphBuilder, IR_VERSION, OPSET } from "./onnx-builder.js";
 import { WeightStore } from "./weights.js";
@@ -38,7 +38,7 @@ function producerVersion(): string {
  * file's sha256 is verified first, except those of a previous export (they are rewritten, so a
  * damaged .onnx file is repaired by exporting again).
  */
-export async function exportOnnx(checkpointDir: string, graphs: GraphDef[] = GRAPHS): Promise<ExportResult> {
+export async function exportOnnx(checkpointDir: string, only?: GraphDef[]): Promise<ExportResult> {
   const dir = resolve(checkpointDir);
   const before = (await readManifest(dir, false)) as ExportManifest;
   const previous = new Set(Object.values(before.onnx?.graphs ?? {}).map((g) => g.file));
@@ -52,13 +52,14 @@ export async function exportOnnx(checkpointDir: string, graphs: GraphDef[] = GRA
   }
   const w = await WeightStore.read(dir);
   const ctx = { cfg: before.model, w };
+  const graphs = only ?? graphsFor(before.model);
   const version = producerVersion();
   const built = graphs.map((def) => {
     const b = new GraphBuilder(def.name);
     def.build(b, ctx);
     return { def, bytes: b.encode({ producer: "equivae-serving", version, doc: def.doc }), sig: b.signature };
   });
-  if (graphs === GRAPHS) {
+  if (only === undefined) {
     const unused = w.unused();
     if (unused.length)
       throw new Error(`ONNX export does not use the weights ${unused.slice(0, 4).join(", ")}`);

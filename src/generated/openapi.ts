@@ -55,7 +55,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Nearest-centroid classes per image with probabilities p proportional to exp(-||v - c||^2). */
+        /**
+         * Classes per image, by nearest centroid of v (default) or by q(y|x) (semi-supervised models).
+         * @description `method: centroid` (default): p proportional to exp(-||v - c_y||^2) over the class centroids of v.
+         *     `method: posterior`: p = q(y|x), the inference network of a semi-supervised model (dropout off);
+         *     on a model trained supervised (no q(y|x)) it is a 422 `method-unavailable` problem.
+         */
         post: operations["classify"];
         delete?: never;
         options?: never;
@@ -251,7 +256,15 @@ export interface components {
              * @default 3
              */
             top_k: number;
+            method?: components["schemas"]["ClassifyMethod"];
         };
+        /**
+         * @description centroid: nearest class centroid of v, p proportional to exp(-||v - c||^2).
+         *     posterior: q(y|x) of a semi-supervised model (422 method-unavailable on other models).
+         * @default centroid
+         * @enum {string}
+         */
+        ClassifyMethod: "centroid" | "posterior";
         GenerateRequest: {
             v?: components["schemas"]["Vector"];
             class?: components["schemas"]["ClassRef"];
@@ -304,6 +317,7 @@ export interface components {
         };
         ClassifyForm: components["schemas"]["ImageForm"] & {
             top_k?: string;
+            method?: components["schemas"]["ClassifyMethod"];
         };
         GenerateForm: components["schemas"]["ImageForm"] & {
             class?: string;
@@ -346,6 +360,7 @@ export interface components {
             p: number;
         };
         ClassifyResponse: {
+            method: components["schemas"]["ClassifyMethod"];
             predictions: {
                 label: number;
                 name: string;

@@ -36,8 +36,18 @@ export interface Engine {
   decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array>;
   /** Nearest-centroid classes of n images: the topK by p, p = softmax over -||v - c||^2. */
   classify(x: Float32Array, n: number, topK?: number): Promise<ClassScore[][]>;
+  /** Whether the model has the inference network q(y | x) (semi-supervised checkpoints). */
+  readonly hasPosterior: boolean;
+  /** q(y | x) class probabilities of n images (dropout off): [n, K]. Throws when !hasPosterior. */
+  posteriorProbs(x: Float32Array, n: number): Promise<Float32Array>;
+  /** Classes of n images by q(y | x): the topK by p = q(y | x). Throws when !hasPosterior. */
+  classifyPosterior(x: Float32Array, n: number, topK?: number): Promise<ClassScore[][]>;
   dispose(): Promise<void>;
 }
+
+/** The message of the error for q(y | x) requests on a model without it. */
+export const NO_POSTERIOR =
+  "this model has no q(y|x) classifier (it was trained supervised); use the nearest-centroid method";
 
 /** Input checks, classification and set chunking shared by the engines. */
 export abstract class BaseEngine implements Engine {
@@ -70,6 +80,24 @@ export abstract class BaseEngine implements Engine {
   ): Promise<{ mu: Float32Array; logvar: Float32Array }>;
   abstract decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array>;
   abstract dispose(): Promise<void>;
+  /** q(y | x) probabilities; engines implement it for models with config.classifier. */
+  protected abstract runPosterior(x: Float32Array, n: number): Promise<Float32Array>;
+
+  get hasPosterior(): boolean {
+    return this.config.classifier === true;
+  }
+
+  async posteriorProbs(x: Float32Array, n: number): Promise<Float32Array> {
+    if (!this.hasPosterior) throw new UserError(NO_POSTERIOR);
+    this.checkImages(x, n);
+    return this.runPosterior(x, n);
+  }
+
+  async classifyPosterior(x: Float32Array, n: number, topK = 1): Promise<ClassScore[][]> {
+    if (!Number.isInteger(topK) || topK < 1)
+      throw new UserError(`topK must be a positive integer (got ${topK})`);
+    return rankProbs(await this.posteriorProbs(x, n), this.config.numClasses, this.classNames, topK);
+  }
 
   async classify(x: Float32Array, n: number, topK = 1): Promise<ClassScore[][]> {
     if (!Number.isInteger(topK) || topK < 1)
@@ -125,6 +153,21 @@ export function chunkSets(sizes: number[], maxImages = 2048): Array<[number, num
     } else smax = m;
   }
   out.push([start, sizes.length]);
+  return out;
+}
+
+/** Top-k classes per row of a [n, K] probability matrix. */
+export function rankProbs(probs: Float32Array, k: number, names: string[], topK: number): ClassScore[][] {
+  const out: ClassScore[][] = [];
+  for (let i = 0; i < probs.length / k; i++) {
+    const scores = Array.from(probs.subarray(i * k, (i + 1) * k), (p, y) => ({
+      label: y,
+      name: names[y] ?? String(y),
+      p,
+    }));
+    scores.sort((a, b) => b.p - a.p || a.label - b.label);
+    out.push(scores.slice(0, Math.min(topK, k)));
+  }
   return out;
 }
 

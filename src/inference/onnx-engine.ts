@@ -8,7 +8,12 @@ import { BaseEngine, chunkSets } from "./engine.js";
 
 /** The graphs the engine needs, by their manifest names. */
 export const ONNX_GRAPHS = ["invariant", "invariant_set", "equivariant", "decoder"] as const;
-type GraphName = (typeof ONNX_GRAPHS)[number];
+type GraphName = (typeof ONNX_GRAPHS)[number] | "classifier";
+
+/** The graphs a checkpoint's ONNX engine needs: also classifier.onnx for semi-supervised models. */
+function neededGraphs(m: ExportManifest): GraphName[] {
+  return m.model.classifier ? [...ONNX_GRAPHS, "classifier"] : [...ONNX_GRAPHS];
+}
 
 export interface OnnxEngineOptions {
   /** ONNX Runtime intra-op threads per session (default: ONNX Runtime's choice, the physical cores). */
@@ -17,7 +22,7 @@ export interface OnnxEngineOptions {
 
 /** Whether a manifest lists every graph the ONNX engine needs. */
 export function hasOnnxGraphs(m: ExportManifest): boolean {
-  return ONNX_GRAPHS.every((g) => m.onnx?.graphs?.[g]?.file !== undefined);
+  return neededGraphs(m).every((g) => m.onnx?.graphs?.[g]?.file !== undefined);
 }
 
 export async function readCentroids(dir: string): Promise<Centroids> {
@@ -67,7 +72,7 @@ export class OnnxEngine extends BaseEngine {
     };
     const sessions: Partial<Record<GraphName, ort.InferenceSession>> = {};
     try {
-      for (const name of ONNX_GRAPHS) {
+      for (const name of neededGraphs(manifest)) {
         const info = onnx.graphs[name];
         const path = join(dir, info.file);
         let s: ort.InferenceSession;
@@ -101,6 +106,12 @@ export class OnnxEngine extends BaseEngine {
     await this.embedSet(img, [1]);
     await this.encodeEquivariant(img, 1, v);
     await this.decode(v, new Float32Array(c.dz), 1);
+    if (this.hasPosterior) await this.posteriorProbs(img, 1);
+  }
+
+  protected async runPosterior(x: Float32Array, n: number): Promise<Float32Array> {
+    const r = await this.run("classifier", { x: this.images(x, [n]) });
+    return r.probs.data as Float32Array;
   }
 
   private async run(

@@ -112,6 +112,10 @@ export class TfjsEngine extends BaseEngine {
     );
   }
 
+  protected async runPosterior(x: Float32Array, n: number): Promise<Float32Array> {
+    return take(tf.tidy(() => this.model.classifierProbs(this.images(x, n))));
+  }
+
   async dispose(): Promise<void> {
     this.model.dispose();
   }

@@ -20,7 +20,16 @@ export interface ModelConfig {
   strides: number[];
   kernel: number;
   likelihood: LikelihoodName;
+  /**
+   * Semi-supervised models (Eq. 5-7) carry the inference network q(y | x) under the `cls/` prefix.
+   * Absent (older checkpoints) means false.
+   */
+  classifier?: boolean;
 }
+
+/** Units of q(y | x)'s two dropout dense layers (the spec: 128, 64) and their dropout rate. */
+export const CLASSIFIER_UNITS = [128, 64] as const;
+export const CLASSIFIER_DROPOUT = 0.3;
 
 export const MAX_PARAMETERS = 1_000_000;
 
@@ -34,6 +43,7 @@ export function defaultConfig(p: {
   hidden?: number;
   filters?: number[];
   likelihood?: LikelihoodName;
+  classifier?: boolean;
 }): ModelConfig {
   const dv = p.dv ?? 16;
   const cfg: ModelConfig = {
@@ -49,6 +59,8 @@ export function defaultConfig(p: {
     strides: [1, 2, 2, 2, 2],
     kernel: 5,
     likelihood: p.likelihood ?? "bernoulli",
+    // Only present when set, so supervised manifests stay byte-for-byte as before.
+    ...(p.classifier ? { classifier: true } : {}),
   };
   validateConfig(cfg);
   return cfg;

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
-import { MAX_PARAMETERS, convSizes, validateConfig, type ModelConfig } from "./config.js";
+import { CLASSIFIER_UNITS, MAX_PARAMETERS, convSizes, validateConfig, type ModelConfig } from "./config.js";
 import { likelihoodFor, type Likelihood } from "./likelihood.js";
 import { Params, addDense, dense } from "./params.js";
 
@@ -18,7 +18,21 @@ export const NETS = {
   enc: "enc",
   /** p(x | v, z). */
   dec: "dec",
+  /** q(y | x): only in semi-supervised models (config.classifier). */
+  cls: "cls",
 } as const;
+
+/** Identity forward, zero gradient: TF.js has no stop_gradient op. */
+const stopGradient = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+  value: (args[0] as tf.Tensor).clone(),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+})) as unknown as <T extends tf.Tensor>(x: T) => T;
+
+/** Inverted-dropout masks for q(y | x)'s two dense layers (values 0 or 1/keep), drawn by the caller. */
+export interface DropoutMasks {
+  h1: tf.Tensor2D;
+  h2: tf.Tensor2D;
+}
 
 /**
  * EquiVAE networks (Feige 2019, Eq. 2-4) over named variables. Every method is a pure
@@ -53,7 +67,11 @@ export class EquiVAE {
 
   /** Parameter counts per network, for logs and the manifest. */
   parameterBreakdown(): Record<string, number> {
-    return Object.fromEntries(Object.entries(NETS).map(([k, p]) => [k, this.params.count(`${p}/`)]));
+    return Object.fromEntries(
+      Object.entries(NETS)
+        .filter(([k]) => k !== "cls" || this.config.classifier)
+        .map(([k, p]) => [k, this.params.count(`${p}/`)]),
+    );
   }
 
   private build(): void {
@@ -103,6 +121,15 @@ export class EquiVAE {
       k * k * c.channels,
     );
     p.zeros(`${NETS.dec}/out/bias`, [c.channels]);
+
+    // q(y | x) last, so the other networks start exactly as in a supervised model of the same seed.
+    if (c.classifier) {
+      addConvStack(NETS.cls);
+      const [u1, u2] = CLASSIFIER_UNITS;
+      addDense(p, `${NETS.cls}/h1`, H + c.dv, u1);
+      addDense(p, `${NETS.cls}/h2`, u1, u2);
+      addDense(p, `${NETS.cls}/out`, u2, c.numClasses);
+    }
   }
 
   private flatSize(): number {
@@ -184,6 +211,27 @@ export class EquiVAE {
     }
     const out = tf.conv2d(h, p.get(`${NETS.dec}/out/kernel`) as tf.Tensor4D, c.strides[0], "same");
     return tf.add(out, p.get(`${NETS.dec}/out/bias`));
+  }
+
+  /**
+   * q(y | x) logits, [N, K]: cls conv stack + dense on x, concatenated with stop_gradient(v(x))
+   * (n = 1), then dense 128 and dense 64 (ReLU, dropout when `masks` are given), then linear K.
+   */
+  classifierLogits(x: tf.Tensor4D, masks?: DropoutMasks): tf.Tensor2D {
+    if (!this.config.classifier) throw new Error("this model has no q(y|x) (not semi-supervised)");
+    const p = this.params;
+    const v = stopGradient(this.invariant(x));
+    let h = tf.concat([this.convStack(NETS.cls, x), v], 1);
+    h = dense(p, `${NETS.cls}/h1`, h, "relu");
+    if (masks) h = tf.mul(h, masks.h1);
+    h = dense(p, `${NETS.cls}/h2`, h, "relu");
+    if (masks) h = tf.mul(h, masks.h2);
+    return dense(p, `${NETS.cls}/out`, h);
+  }
+
+  /** q(y | x) probabilities without dropout (inference), [N, K]. */
+  classifierProbs(x: tf.Tensor4D): tf.Tensor2D {
+    return tf.softmax(this.classifierLogits(x));
   }
 
   dispose(): void {

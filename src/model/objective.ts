@@ -55,3 +55,51 @@ export function supervisedLoss(
   const kl = tf.mean(t.kl) as tf.Scalar;
   return { loss: tf.add(recon, kl) as tf.Scalar, recon, kl };
 }
+
+export interface SemiSupervisedParts {
+  /** L(x, y) of each labelled example with its true class, [B_l]. */
+  labelledL: tf.Tensor1D;
+  /** log q(y | x) of each labelled example's true class, [B_l]. */
+  labelledLogQ: tf.Tensor1D;
+  /** L(x, y) of each unlabelled example for every class y, [B_u, K]. */
+  unlabelledL: tf.Tensor2D;
+  /** log q(y | x) of each unlabelled example for every class y (log-softmax), [B_u, K]. */
+  unlabelledLogQ: tf.Tensor2D;
+  /** log p(y), [K]. */
+  logPrior: tf.Tensor1D;
+}
+
+export interface SemiSupervisedLoss {
+  /** J / (B_l + B_u): the mean per example of the step's J (the quantity minimised). */
+  loss: tf.Scalar;
+  /** U(x) per unlabelled example, [B_u]. */
+  u: tf.Tensor1D;
+  /** sum over the labelled examples of L(x, y). */
+  sumL: tf.Scalar;
+  /** sum over the unlabelled examples of U(x). */
+  sumU: tf.Scalar;
+  /** sum over the labelled examples of -log q(y | x). */
+  sumXent: tf.Scalar;
+}
+
+/**
+ * Combines the parts of the semi-supervised objective (Eq. 5-7), exactly over the K classes:
+ *
+ *   U(x) = sum_y q(y|x) (L(x,y) - log p(y)) + sum_y q(y|x) log q(y|x)
+ *        = -( sum_y q(y|x) (-L(x,y) + log p(y)) + H(q(y|x)) )
+ *   J    = sum_labelled L(x,y) + sum_unlabelled U(x) + sum_labelled -log q(y|x)
+ *
+ * with no weights on any term. The returned `loss` is J divided by the number of examples in the
+ * step (B_l + B_u), i.e. the mean per example, so every example counts once whichever part it is in.
+ */
+export function semiSupervisedObjective(p: SemiSupervisedParts): SemiSupervisedLoss {
+  const q = tf.exp(p.unlabelledLogQ);
+  const perClass = tf.add(tf.sub(p.unlabelledL, p.logPrior), p.unlabelledLogQ);
+  const u = tf.sum(tf.mul(q, perClass), 1) as tf.Tensor1D;
+  const sumL = tf.sum(p.labelledL) as tf.Scalar;
+  const sumU = tf.sum(u) as tf.Scalar;
+  const sumXent = tf.neg(tf.sum(p.labelledLogQ)) as tf.Scalar;
+  const count = p.labelledL.shape[0] + p.unlabelledL.shape[0];
+  const loss = tf.div(tf.add(tf.add(sumL, sumU), sumXent), count) as tf.Scalar;
+  return { loss, u, sumL, sumU, sumXent };
+}

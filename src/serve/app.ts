@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from "express";
 import multer from "multer";
 import type { Engine } from "../inference/index.js";
-import { rankByCentroid } from "../inference/engine.js";
+import { rankByCentroid, rankProbs } from "../inference/engine.js";
 import { UserError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import { DEFAULT_LIMITS, MIN_IMAGE_SIDE, type Limits, type ServeOptions } from "./config.js";
@@ -425,10 +425,23 @@ export function createApp(engine: Engine, options: ServeOptions = {}): ServeApp 
   const classifyRoute = handle("classify", async (p, ctx, _req, res) => {
     const { x, n, pre } = images(p, true);
     const topK = Math.min(p.body.top_k ?? 3, K);
-    const v = await queue.embedInvariant(x, n, ctx.signal);
-    const ranked = rankByCentroid(v, c.dv, engine.centroids, engine.classNames, topK);
+    const method = p.body.method ?? "centroid";
+    let ranked;
+    if (method === "posterior") {
+      if (!engine.hasPosterior)
+        throw new ApiError(
+          "method-unavailable",
+          "method 'posterior' needs q(y|x), which this model does not have (it was trained supervised); use method 'centroid'",
+        );
+      const probs = await queue.run("classifier", n, () => engine.posteriorProbs(x, n), ctx.signal);
+      ranked = rankProbs(probs, K, engine.classNames, topK);
+    } else {
+      const v = await queue.embedInvariant(x, n, ctx.signal);
+      ranked = rankByCentroid(v, c.dv, engine.centroids, engine.classNames, topK);
+    }
     if (res.headersSent) return;
     res.json({
+      method,
       predictions: ranked.map((r) => ({ label: r[0].label, name: r[0].name, p: r[0].p, top_k: r })),
       preprocessing: pre,
     } satisfies Schemas["ClassifyResponse"]);

@@ -70,6 +70,11 @@ export const ERROR_TABLE = {
     title: "Wrong vector length",
     when: "a v or z vector whose length is not the model's dv or dz, or inconsistent counts",
   },
+  "method-unavailable": {
+    status: 422,
+    title: "Classification method unavailable",
+    when: "`method: posterior` on a model without q(y|x) (a supervised checkpoint)",
+  },
   "too-many-requests": {
     status: 429,
     title: "Too many requests",

@@ -19,7 +19,25 @@ export const FILES = {
   centroids: "centroids.json",
   state: "train-state.json",
   metrics: "metrics.jsonl",
+  /** Semi-supervised runs only: the labelled subset (see LabelledSubset). */
+  labelled: "labelled.json",
 } as const;
+
+/**
+ * The labelled rows of a semi-supervised run (`train --labels N`): indices into the training split
+ * as loaded (after --train-size), chosen with the run's seed, `perClass` of each class. All other
+ * training rows were used unlabelled (labels hidden).
+ */
+export interface LabelledSubset {
+  budget: number;
+  perClass: number;
+  seed: number;
+  trainSize: number;
+  /** Sorted row indices of the labelled training rows. */
+  rows: number[];
+  /** p(y) used in U(x): the class frequencies of the labelled rows. */
+  prior: number[];
+}
 
 /** One line of metrics.jsonl. */
 export interface EpochMetrics {
@@ -30,6 +48,11 @@ export interface EpochMetrics {
   kl: number;
   /** Nearest-centroid error on the validation split (fraction), centroids from the training split. */
   valCentroidError: number;
+  /** Semi-supervised runs: q(y | x)'s error on the validation split (dropout off). */
+  valClassifierError?: number;
+  /** Semi-supervised runs: mean U(x) over the unlabelled examples, and mean -log q(y | x) over the labelled. */
+  unlabelledU?: number;
+  classificationLoss?: number;
   batchSize: number;
   imgPerSec: number;
   epochSeconds: number;
@@ -95,6 +118,8 @@ export interface CheckpointContents {
   centroids: Centroids;
   state: TrainState;
   metricsLines: EpochMetrics[];
+  /** Semi-supervised runs: written to labelled.json. */
+  labelled?: LabelledSubset;
 }
 
 /**
@@ -131,6 +156,7 @@ export async function saveCheckpoint(
     }
     await writeFileSynced(join(tmp, FILES.centroids), JSON.stringify(c.centroids));
     await writeFileSynced(join(tmp, FILES.state), JSON.stringify(c.state, null, 2));
+    if (c.labelled) await writeFileSynced(join(tmp, FILES.labelled), JSON.stringify(c.labelled));
     await writeFileSynced(
       join(tmp, FILES.metrics),
       c.metricsLines.map((m) => JSON.stringify(m) + "\n").join(""),
@@ -203,6 +229,7 @@ export interface LoadedCheckpoint {
   centroids: Centroids;
   state: TrainState;
   metricsLines: EpochMetrics[];
+  labelled?: LabelledSubset;
 }
 
 /** Loads a checkpoint (weights, centroids, state), verifying every file's sha256. */
@@ -230,7 +257,10 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     .split("\n")
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as EpochMetrics);
-  return { dir, manifest, model, centroids, state, metricsLines };
+  const labelled = existsSync(join(dir, FILES.labelled))
+    ? (JSON.parse(await fsp.readFile(join(dir, FILES.labelled), "utf8")) as LabelledSubset)
+    : undefined;
+  return { dir, manifest, model, centroids, state, metricsLines, ...(labelled ? { labelled } : {}) };
 }
 
 async function readWeights(

@@ -3,8 +3,10 @@ import type { ImageSet } from "../data/dataset.js";
 import { batchPixels } from "../data/dataset.js";
 import type { ModelConfig } from "../model/config.js";
 import type { EquiVAE } from "../model/equivae.js";
-import { centroidMatrix, type Centroids } from "./checkpoint.js";
+import { subset } from "../data/dataset.js";
+import { centroidMatrix, type Centroids, type LabelledSubset } from "./checkpoint.js";
 import { embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
+import { predictClassifier } from "./semi.js";
 
 export interface EvalOptions {
   /** Epochs for the small neural classifier on v (0 skips it). */
@@ -12,6 +14,11 @@ export interface EvalOptions {
   /** Epochs for the end-to-end benchmark classifier (0 skips it). */
   benchmarkEpochs: number;
   log?: (line: string) => void;
+  /**
+   * Semi-supervised checkpoints: the labelled rows of `train`. The classifiers (on v, and the
+   * benchmark) are then trained on these rows only, and q(y | x)'s error is reported too.
+   */
+  labelled?: LabelledSubset;
 }
 
 export interface EvalResult {
@@ -20,6 +27,8 @@ export interface EvalResult {
   centroidError: number;
   vClassifierError: number | null;
   benchmarkError: number | null;
+  /** q(y | x)'s error (semi-supervised checkpoints; null otherwise). */
+  posteriorError: number | null;
   details: Record<string, unknown>;
 }
 
@@ -105,9 +114,19 @@ export async function evaluate(
   const log = o.log ?? ((l: string) => console.log(l));
   const cfg = model.config;
   const k = cfg.numClasses;
+  if (o.labelled) {
+    // Only the labelled rows may train anything (using the hidden labels would cheat).
+    train = subset(train, o.labelled.rows);
+    log(`semi-supervised checkpoint: classifiers are trained on its ${train.n} labelled rows only`);
+  }
   const vTest = embedInvariant(model, test);
   const centroidError = errorRate(nearestCentroid(vTest, centroidMatrix(centroids), cfg.dv), test.labels);
   log(`nearest-centroid error on ${split}: ${(centroidError * 100).toFixed(2)}%`);
+  let posteriorError: number | null = null;
+  if (cfg.classifier) {
+    posteriorError = errorRate(predictClassifier(model, test), test.labels);
+    log(`q(y|x) error on ${split}: ${(posteriorError * 100).toFixed(2)}%`);
+  }
 
   let vClassifierError: number | null = null;
   if (o.vClassifierEpochs > 0) {
@@ -124,7 +143,7 @@ export async function evaluate(
       test.labels,
       k,
       o.vClassifierEpochs,
-      128,
+      o.labelled ? 32 : 128,
       log,
       "classifier on v",
     );
@@ -151,7 +170,7 @@ export async function evaluate(
       test.labels,
       k,
       o.benchmarkEpochs,
-      64,
+      o.labelled ? 32 : 64,
       log,
       "benchmark",
     );
@@ -165,7 +184,13 @@ export async function evaluate(
     centroidError,
     vClassifierError,
     benchmarkError,
-    details: { vClassifierEpochs: o.vClassifierEpochs, benchmarkEpochs: o.benchmarkEpochs, dropout: DROPOUT },
+    posteriorError,
+    details: {
+      vClassifierEpochs: o.vClassifierEpochs,
+      benchmarkEpochs: o.benchmarkEpochs,
+      dropout: DROPOUT,
+      ...(o.labelled ? { labelledRows: o.labelled.rows.length, classifierTrainRows: "labelled only" } : {}),
+    },
   };
 }
 

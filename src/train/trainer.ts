@@ -18,9 +18,12 @@ import {
   saveCheckpoint,
   type Centroids,
   type EpochMetrics,
+  type LabelledSubset,
   type TrainState,
 } from "./checkpoint.js";
 import { centroidsFrom, embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
+import { classPrior, hideLabels, makeSemiStep, predictClassifier, selectLabelled } from "./semi.js";
+import { subset } from "../data/dataset.js";
 
 export interface TrainOptions {
   out: string;
@@ -47,6 +50,11 @@ export interface TrainOptions {
   quiet?: boolean;
   /** Write the ONNX graphs into every checkpoint (default true). */
   exportOnnx?: boolean;
+  /**
+   * Semi-supervised label budget (Eq. 5-7): a balanced, seeded subset of this many training rows
+   * keeps its labels, the rest are used unlabelled. Undefined: supervised (every label).
+   */
+  labels?: number;
 }
 
 export function batchSizeFor(
@@ -130,6 +138,7 @@ const FIXED_ON_RESUME = [
   "batchDoubleEvery",
   "maxBatchSize",
   "learningRate",
+  "labels",
 ] as const;
 
 /**
@@ -140,8 +149,23 @@ const FIXED_ON_RESUME = [
 export async function train(data: LabelledData, o: TrainOptions): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => console.log(l));
   const out = resolve(o.out);
-  const train = data.train;
+  const semi = o.labels !== undefined;
+  const K = data.classNames.length;
+  // Semi-supervised: only the chosen rows keep their labels (the sampler never draws the others).
+  const labelledRows = semi ? selectLabelled(data.train.labels, K, o.labels!, o.seed, data.classNames) : [];
+  const train = semi ? hideLabels(data.train, labelledRows) : data.train;
   const sampler = new ComplementarySampler(train.labels, data.classNames);
+  const prior = semi ? classPrior(train.labels, K) : [];
+  const labelled: LabelledSubset | undefined = semi
+    ? {
+        budget: o.labels!,
+        perClass: o.labels! / K,
+        seed: o.seed,
+        trainSize: train.n,
+        rows: labelledRows,
+        prior,
+      }
+    : undefined;
 
   let model: EquiVAE;
   let state: TrainState = { epoch: 0, step: 0, wallSeconds: 0 };
@@ -153,6 +177,11 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
   if (o.resume && existsSync(out)) {
     const m = await readManifest(out);
     const prev = m.training.options as Record<string, unknown>;
+    if (prev.labels !== undefined && o.labels === undefined) {
+      throw new UserError(
+        `--resume: ${out} is a semi-supervised run (--labels ${prev.labels}); resume it with the same --labels`,
+      );
+    }
     for (const k of FIXED_ON_RESUME) {
       // Unset optional sizes (hidden, filters) mean "as the checkpoint".
       if (o[k] === undefined) continue;
@@ -169,6 +198,10 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       );
     }
     const ck = await loadCheckpoint(out);
+    if (semi && JSON.stringify(ck.labelled?.rows) !== JSON.stringify(labelledRows)) {
+      ck.model.dispose();
+      throw new UserError(`--resume: the labelled rows recorded in ${out} differ from this run's selection`);
+    }
     model = ck.model;
     state = ck.state;
     metrics = ck.metricsLines;
@@ -190,6 +223,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       dz: o.dz,
       hidden: o.hidden,
       filters: o.filters,
+      classifier: semi,
     });
     model = new EquiVAE(cfg, o.seed);
   }
@@ -203,22 +237,70 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       `); dv=${cfg.dv} dz=${cfg.dz} H=${cfg.hidden} filters=${cfg.filters.join(",")}`,
   );
   log(`data: ${data.name} train ${train.n}, validation ${data.validation.n} (${data.source})`);
+  if (semi) {
+    log(
+      `semi-supervised: ${labelledRows.length} labelled rows (${o.labels! / K} per class, seed ${o.seed}), ` +
+        `${train.n - labelledRows.length} unlabelled`,
+    );
+  }
+  const unlabelledRows = semi
+    ? Int32Array.from(train.labels.keys()).filter((i) => train.labels[i] < 0)
+    : null;
+  const labelledSet = semi ? subset(train, labelledRows) : train;
 
-  const step = makeTrainStep(model, optimizer, train, sampler, o);
+  const step = semi ? null : makeTrainStep(model, optimizer, train, sampler, o);
+  const semiStep = semi ? makeSemiStep(model, optimizer, train, sampler, prior, o) : null;
   let centroids: Centroids | undefined;
   for (let epoch = state.epoch + 1; epoch <= o.epochs; epoch++) {
     const rng = new Rng(mixSeed(o.seed, epoch));
     const bs = batchSizeFor(epoch, o);
-    const order = Int32Array.from({ length: train.n }, (_, i) => i);
-    rng.shuffle(order);
     const t0 = Date.now();
-    const progress = o.quiet ? undefined : new Progress(`epoch ${epoch}/${o.epochs}`, train.n);
+    // Semi-supervised: an epoch is one pass over the unlabelled rows; each step also takes a
+    // labelled batch of the same size, cycling through the (reshuffled) labelled rows.
+    const epochRows = semi ? unlabelledRows!.length : train.n;
+    const progress = o.quiet ? undefined : new Progress(`epoch ${epoch}/${o.epochs}`, epochRows);
     let sumRecon = 0;
     let sumKl = 0;
-    for (let s = 0; s < train.n; s += bs) {
+    let seenLabelled = 0;
+    let sumU = 0;
+    let sumXent = 0;
+    if (semi) {
+      const order = Int32Array.from(unlabelledRows!);
+      rng.shuffle(order);
+      const labOrder = Int32Array.from(labelledRows);
+      rng.shuffle(labOrder);
+      let at = 0;
+      const Bl = Math.min(bs, labOrder.length);
+      for (let s = 0; s < order.length; s += bs) {
+        const unl = order.subarray(s, Math.min(order.length, s + bs));
+        if (at + Bl > labOrder.length) {
+          rng.shuffle(labOrder);
+          at = 0;
+        }
+        const lab = labOrder.subarray(at, at + Bl);
+        at += Bl;
+        const r = semiStep!(lab, unl, rng);
+        if (!Number.isFinite(r.loss)) {
+          throw new UserError(
+            `training diverged at epoch ${epoch} (loss is ${r.loss}); the last good checkpoint is ${out}`,
+            3,
+          );
+        }
+        sumRecon += r.recon * Bl;
+        sumKl += r.kl * Bl;
+        sumXent += r.xent * Bl;
+        seenLabelled += Bl;
+        sumU += r.u * unl.length;
+        state.step++;
+        progress?.tick(unl.length, `J ${r.loss.toFixed(1)} xent ${r.xent.toFixed(2)}`);
+      }
+    }
+    const order = Int32Array.from({ length: semi ? 0 : train.n }, (_, i) => i);
+    if (!semi) rng.shuffle(order);
+    for (let s = 0; s < order.length; s += bs) {
       const batch = order.subarray(s, Math.min(train.n, s + bs));
       const B = batch.length;
-      const { recon, kl } = step(batch, rng);
+      const { recon, kl } = step!(batch, rng);
       if (!Number.isFinite(recon) || !Number.isFinite(kl)) {
         throw new UserError(
           `training diverged at epoch ${epoch} (loss is ${recon + kl}); the last good checkpoint is ${out}`,
@@ -231,13 +313,17 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       progress?.tick(B, `-ELBO ${(recon + kl).toFixed(1)}`);
     }
     const trainSecs = (Date.now() - t0) / 1000;
-    // Centroids from the n = 1 embeddings of the training split; error on the validation split.
-    const vTrain = embedInvariant(model, train);
-    const cm = centroidsFrom(vTrain, train.labels, cfg.numClasses, cfg.dv);
+    // Centroids from the n = 1 embeddings of the training split (semi-supervised: of the labelled
+    // rows only; the hidden labels are never used); error on the validation split.
+    const vTrain = embedInvariant(model, labelledSet);
+    const cm = centroidsFrom(vTrain, labelledSet.labels, cfg.numClasses, cfg.dv);
     const vVal = embedInvariant(model, data.validation);
     const valErr = errorRate(nearestCentroid(vVal, cm, cfg.dv), data.validation.labels);
     const counts = new Array<number>(cfg.numClasses).fill(0);
     for (const y of train.labels) if (y >= 0) counts[y]++;
+    const valClsErr = semi
+      ? errorRate(predictClassifier(model, data.validation), data.validation.labels)
+      : undefined;
     centroids = {
       classNames: data.classNames,
       dv: cfg.dv,
@@ -248,14 +334,23 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
     };
     const epochSecs = (Date.now() - t0) / 1000;
     state = { epoch, step: state.step, wallSeconds: state.wallSeconds + epochSecs };
+    // Semi-supervised: elbo/recon/kl are means over the labelled examples seen (L(x, y)).
+    const perEx = semi ? seenLabelled : train.n;
     const m: EpochMetrics = {
       epoch,
-      elbo: -(sumRecon + sumKl) / train.n,
-      recon: sumRecon / train.n,
-      kl: sumKl / train.n,
+      elbo: -(sumRecon + sumKl) / perEx,
+      recon: sumRecon / perEx,
+      kl: sumKl / perEx,
       valCentroidError: valErr,
+      ...(semi
+        ? {
+            valClassifierError: valClsErr,
+            unlabelledU: sumU / epochRows,
+            classificationLoss: sumXent / seenLabelled,
+          }
+        : {}),
       batchSize: bs,
-      imgPerSec: train.n / trainSecs,
+      imgPerSec: epochRows / trainSecs,
       epochSeconds: epochSecs,
       backend: o.backend,
       time: new Date().toISOString(),
@@ -292,6 +387,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
         centroids,
         state,
         metricsLines: metrics,
+        ...(labelled ? { labelled } : {}),
       },
       async (tmp) => {
         // Every checkpoint carries its ONNX graphs (the serving engine), made from the same weights.
@@ -300,7 +396,12 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
     );
     log(
       `epoch ${epoch}: ELBO ${m.elbo.toFixed(2)} (recon ${m.recon.toFixed(2)}, KL ${m.kl.toFixed(2)}), ` +
-        `val centroid error ${(valErr * 100).toFixed(2)}%, batch ${bs}, ${m.imgPerSec.toFixed(1)} img/s, ` +
+        `val centroid error ${(valErr * 100).toFixed(2)}%` +
+        (semi
+          ? `, val q(y|x) error ${(valClsErr! * 100).toFixed(2)}%, U ${m.unlabelledU!.toFixed(2)}, ` +
+            `-log q ${m.classificationLoss!.toFixed(3)}`
+          : "") +
+        `, batch ${bs}, ${m.imgPerSec.toFixed(1)} img/s, ` +
         `${fmtDuration(epochSecs)}; saved ${out}`,
     );
   }

@@ -77,5 +77,15 @@ export class FakeEngine implements Engine {
     return Array.from({ length: n }, () => [{ label: 0, name: "a", p: 1 }]);
   }
 
+  readonly hasPosterior = false;
+
+  async posteriorProbs(): Promise<Float32Array> {
+    throw new Error("no q(y|x)");
+  }
+
+  async classifyPosterior(): Promise<Array<Array<{ label: number; name: string; p: number }>>> {
+    throw new Error("no q(y|x)");
+  }
+
   async dispose(): Promise<void> {}
 }

@@ -1,0 +1,217 @@
+import * as tf from "@tensorflow/tfjs";
+import type { ImageSet } from "../data/dataset.js";
+import { batchPixels } from "../data/dataset.js";
+import { ComplementarySampler, averagingMatrix } from "../data/sampler.js";
+import { CLASSIFIER_DROPOUT, CLASSIFIER_UNITS } from "../model/config.js";
+import type { EquiVAE } from "../model/equivae.js";
+import { labelledTerms, semiSupervisedObjective } from "../model/objective.js";
+import { UserError } from "../util/errors.js";
+import { Rng, mixSeed } from "../util/rng.js";
+
+/** Tag mixed into the run's seed for the choice of the labelled subset (independent of the epochs' seeds). */
+const LABEL_SUBSET_TAG = 0x1abe1;
+
+/**
+ * A balanced, seeded label budget: `budget / K` rows of every class, drawn uniformly with
+ * Rng(mixSeed(seed, tag)) from the training rows of that class. Returns sorted row indices.
+ */
+export function selectLabelled(
+  labels: Int32Array,
+  numClasses: number,
+  budget: number,
+  seed: number,
+  classNames?: string[],
+): number[] {
+  if (!Number.isInteger(budget) || budget < 1)
+    throw new UserError(`--labels must be a positive integer or 'all' (got ${budget})`);
+  if (budget > labels.length) {
+    throw new UserError(
+      `--labels ${budget} is more than the ${labels.length} training images; use --labels all for a supervised run`,
+    );
+  }
+  if (budget % numClasses !== 0 || budget / numClasses < 2) {
+    throw new UserError(
+      `--labels ${budget}: the budget is split evenly over the ${numClasses} classes and needs at least 2 per class ` +
+        `(a multiple of ${numClasses}, >= ${2 * numClasses})`,
+    );
+  }
+  const perClass = budget / numClasses;
+  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
+  labels.forEach((y, i) => {
+    if (y >= 0) byClass[y].push(i);
+  });
+  const rng = new Rng(mixSeed(seed, LABEL_SUBSET_TAG));
+  const rows: number[] = [];
+  byClass.forEach((members, y) => {
+    if (members.length < perClass) {
+      throw new UserError(
+        `--labels ${budget}: class ${y}${classNames ? ` (${classNames[y]})` : ""} has only ${members.length} training images, ` +
+          `fewer than the ${perClass} per class the budget needs`,
+      );
+    }
+    rows.push(...rng.sample(members, perClass));
+  });
+  return rows.sort((a, b) => a - b);
+}
+
+/** The training set with every label hidden (-1) except those of `rows` (pixels shared, not copied). */
+export function hideLabels(set: ImageSet, rows: ArrayLike<number>): ImageSet {
+  const labels = new Int32Array(set.n).fill(-1);
+  for (let i = 0; i < rows.length; i++) labels[rows[i]] = set.labels[rows[i]];
+  return { ...set, labels };
+}
+
+/** Class frequencies of the labelled rows (p(y) of the generative model). */
+export function classPrior(labels: Int32Array, numClasses: number): number[] {
+  const c = new Array<number>(numClasses).fill(0);
+  let n = 0;
+  for (const y of labels)
+    if (y >= 0) {
+      c[y]++;
+      n++;
+    }
+  return c.map((k) => k / n);
+}
+
+/** Inverted-dropout mask values (0 or 1/keep) from the seeded Rng. */
+function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
+  const keep = 1 - rate;
+  const m = new Float32Array(n);
+  for (let i = 0; i < n; i++) m[i] = rng.next() < keep ? 1 / keep : 0;
+  return m;
+}
+
+function normals(rng: Rng, n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = Math.max(rng.next(), 1e-12);
+    const r = Math.sqrt(-2 * Math.log(u));
+    const t = 2 * Math.PI * rng.next();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
+
+export interface SemiStepResult {
+  /** Means over the labelled batch of the two parts of L(x, y). */
+  recon: number;
+  kl: number;
+  /** Mean U(x) over the unlabelled batch. */
+  u: number;
+  /** Mean -log q(y | x) over the labelled batch. */
+  xent: number;
+  /** The minimised loss: J / (B_l + B_u). */
+  loss: number;
+}
+
+/**
+ * One semi-supervised step (Eq. 5-7) on a labelled batch (rows whose label in `train.labels` is
+ * >= 0) and an unlabelled batch. Everything random comes from `rng` in a fixed order: n, the
+ * labelled batch's complementary sets, one context pool of min(n, |class|) labelled rows per class
+ * (shared by the whole unlabelled batch), eps, and q(y|x)'s dropout masks.
+ */
+export function makeSemiStep(
+  model: EquiVAE,
+  optimizer: tf.Optimizer,
+  train: ImageSet,
+  sampler: ComplementarySampler,
+  prior: number[],
+  o: { nMax: number; contextShare: number },
+): (labelled: ArrayLike<number>, unlabelled: ArrayLike<number>, rng: Rng) => SemiStepResult {
+  const cfg = model.config;
+  const K = cfg.numClasses;
+  const [H, W, C] = [cfg.height, cfg.width, cfg.channels];
+  const vars = model.params.list();
+  const [u1, u2] = CLASSIFIER_UNITS;
+  // A class absent from the labelled set has p(y) = 0: log 0 would poison U, so clamp.
+  const logPrior = prior.map((p) => Math.log(Math.max(p, 1e-12)));
+  return (labBatch, unlBatch, rng) => {
+    const Bl = labBatch.length;
+    const Bu = unlBatch.length;
+    const n = rng.int(1, o.nMax);
+    const { rows, sets } = sampler.batchContexts(labBatch, train.labels, n, o.contextShare, rng);
+    // One pool per class for the unlabelled batch: they are not labelled rows, so nothing to exclude.
+    for (let y = 0; y < K; y++) {
+      const members = sampler.byClass[y];
+      const pool = rng.sample(members, Math.min(n, members.length));
+      const base = rows.length;
+      rows.push(...pool);
+      sets.push(pool.map((_, j) => base + j));
+    }
+    const epsL = normals(rng, Bl * cfg.dz);
+    const epsU = normals(rng, Bu * K * cfg.dz);
+    const m1 = dropoutMask(rng, (Bl + Bu) * u1, CLASSIFIER_DROPOUT);
+    const m2 = dropoutMask(rng, (Bl + Bu) * u2, CLASSIFIER_DROPOUT);
+    const yL = Int32Array.from(labBatch as ArrayLike<number>, (r) => train.labels[r]);
+    return tf.tidy(() => {
+      const xL = tf.tensor4d(batchPixels(train, labBatch), [Bl, H, W, C]);
+      const xU = tf.tensor4d(batchPixels(train, unlBatch), [Bu, H, W, C]);
+      const ctx = tf.tensor4d(batchPixels(train, rows), [rows.length, H, W, C]);
+      const avg = tf.tensor2d(averagingMatrix(sets, rows.length), [Bl + K, rows.length]);
+      const eL = tf.tensor2d(epsL, [Bl, cfg.dz]);
+      const eU = tf.tensor2d(epsU, [Bu * K, cfg.dz]);
+      const masks = { h1: tf.tensor2d(m1, [Bl + Bu, u1]), h2: tf.tensor2d(m2, [Bl + Bu, u2]) };
+      const oneHot = tf.oneHot(tf.tensor1d(yL, "int32"), K);
+      const lp = tf.tensor1d(logPrior);
+      // Unlabelled row i, class y is row i*K + y of the tiled batch.
+      const xRep = tf.reshape(tf.tile(tf.expandDims(xU, 1), [1, K, 1, 1, 1]), [
+        Bu * K,
+        H,
+        W,
+        C,
+      ]) as tf.Tensor4D;
+      let parts: tf.Scalar[] = [];
+      optimizer.minimize(
+        () => {
+          const vAll = model.setInvariant(ctx, avg);
+          const vL = tf.slice(vAll, [0, 0], [Bl, cfg.dv]);
+          const vK = tf.slice(vAll, [Bl, 0], [K, cfg.dv]);
+          const tL = labelledTerms(model, xL, vL, eL);
+          const tU = labelledTerms(model, xRep, tf.tile(vK, [Bu, 1]), eU);
+          const logq = tf.logSoftmax(model.classifierLogits(tf.concat([xL, xU], 0), masks));
+          const r = semiSupervisedObjective({
+            labelledL: tf.add(tL.recon, tL.kl),
+            labelledLogQ: tf.sum(tf.mul(tf.slice(logq, [0, 0], [Bl, K]), oneHot), 1),
+            unlabelledL: tf.reshape(tf.add(tU.recon, tU.kl), [Bu, K]),
+            unlabelledLogQ: tf.slice(logq, [Bl, 0], [Bu, K]),
+            logPrior: lp,
+          });
+          parts = [
+            tf.keep(tf.mean(tL.recon) as tf.Scalar),
+            tf.keep(tf.mean(tL.kl) as tf.Scalar),
+            tf.keep(tf.div(r.sumU, Bu) as tf.Scalar),
+            tf.keep(tf.div(r.sumXent, Bl) as tf.Scalar),
+            tf.keep(tf.clone(r.loss)),
+          ];
+          return r.loss;
+        },
+        false,
+        vars,
+      );
+      const [recon, kl, u, xent, loss] = parts.map((t) => t.dataSync()[0]);
+      tf.dispose(parts);
+      return { recon, kl, u, xent, loss };
+    });
+  };
+}
+
+/** q(y | x) predictions (dropout off) for every row of `set`, in batches. */
+export function predictClassifier(model: EquiVAE, set: ImageSet, batch = 256): Int32Array {
+  const out = new Int32Array(set.n);
+  for (let s = 0; s < set.n; s += batch) {
+    const idx: number[] = [];
+    for (let i = s; i < Math.min(set.n, s + batch); i++) idx.push(i);
+    const p = tf.tidy(() =>
+      tf.argMax(
+        model.classifierLogits(
+          tf.tensor4d(batchPixels(set, idx), [idx.length, set.height, set.width, set.channels]),
+        ),
+        1,
+      ),
+    );
+    out.set(p.dataSync() as Int32Array, s);
+    p.dispose();
+  }
+  return out;
+}
