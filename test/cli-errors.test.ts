@@ -1,9 +1,8 @@
 import { test } from "node:test";
-import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { runCli, type CliResult } from "./helpers/cli.js";
+import { assertOneLineError, runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/paths.js";
 
 function idx(dims: number[], data: Uint8Array): Uint8Array {
@@ -38,16 +37,6 @@ function dataset(
     ),
   );
   return dir;
-}
-
-/** Exactly one line on stderr, "error: ...", a non-zero exit, and no stack trace. */
-function assertOneLineError(r: CliResult, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, `exit code 0; stdout: ${r.stdout}`);
-  const lines = r.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0], /^error: /);
-  assert.match(lines[0], pattern);
-  assert.doesNotMatch(r.stderr + r.stdout, /\n\s+at .*\(|node:internal/);
 }
 
 test("an unknown flag or command is one clear line", () => {

@@ -11,7 +11,7 @@ import { NPY_HEADER_BYTES, npyHeader, parseNpyHeader } from "../src/embed/npy.js
 import { f32, planEmbed, runEmbed, type EmbedOptions, type EmbedResult } from "../src/embed/run.js";
 import { compareCodePoints } from "../src/embed/sources.js";
 import { loadEngine, type Engine } from "../src/inference/index.js";
-import { runCli, type CliResult } from "./helpers/cli.js";
+import { assertOneLineError, runCli } from "./helpers/cli.js";
 import { jpegImage, pixelByte, pngImage, readNpy, writeIdx } from "./helpers/embed.js";
 import { MNIST_DIR, tempDir } from "./helpers/paths.js";
 
@@ -42,15 +42,6 @@ async function reference(x: Float32Array, n: number) {
   const p = new Float32Array(n * K);
   scores.forEach((row, i) => row.forEach((s) => (p[i * K + s.label] = s.p)));
   return { v, mu, logvar, class: p, top: scores.map((r) => r[0]) };
-}
-
-function assertOneLineError(r: CliResult, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, `exit code 0; stdout: ${r.stdout}`);
-  const lines = r.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0], /^error: /);
-  assert.match(lines[0], pattern);
-  assert.doesNotMatch(r.stderr + r.stdout, /\n\s+at .*\(|node:internal/);
 }
 
 test("npy header: fixed 128 bytes, NumPy 1.0, rewritable shape", () => {

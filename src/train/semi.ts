@@ -6,7 +6,7 @@ import { CLASSIFIER_DROPOUT, CLASSIFIER_UNITS } from "../model/config.js";
 import type { EquiVAE } from "../model/equivae.js";
 import { labelledTerms, semiSupervisedObjective } from "../model/objective.js";
 import { UserError } from "../util/errors.js";
-import { Rng, mixSeed } from "../util/rng.js";
+import { Rng, mixSeed, normals } from "../util/rng.js";
 
 /** Tag mixed into the run's seed for the choice of the labelled subset (independent of the epochs' seeds). */
 const LABEL_SUBSET_TAG = 0x1abe1;
@@ -79,18 +79,6 @@ function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
   const m = new Float32Array(n);
   for (let i = 0; i < n; i++) m[i] = rng.next() < keep ? 1 / keep : 0;
   return m;
-}
-
-function normals(rng: Rng, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = Math.max(rng.next(), 1e-12);
-    const r = Math.sqrt(-2 * Math.log(u));
-    const t = 2 * Math.PI * rng.next();
-    out[i] = r * Math.cos(t);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
-  }
-  return out;
 }
 
 export interface SemiStepResult {

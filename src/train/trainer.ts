@@ -10,7 +10,7 @@ import { supervisedLoss } from "../model/objective.js";
 import { exportOnnx } from "../export/onnx.js";
 import { UserError } from "../util/errors.js";
 import { Progress, fmtDuration } from "../util/progress.js";
-import { Rng, mixSeed } from "../util/rng.js";
+import { Rng, mixSeed, normals } from "../util/rng.js";
 import {
   loadCheckpoint,
   loadOptimizerState,
@@ -63,19 +63,6 @@ export function batchSizeFor(
 ): number {
   const doublings = o.batchDoubleEvery > 0 ? Math.floor((epoch - 1) / o.batchDoubleEvery) : 0;
   return Math.min(o.maxBatchSize, o.batchSize * 2 ** doublings);
-}
-
-/** Standard normal noise from the seeded Rng (Box-Muller), so resumed runs draw the same eps. */
-function normals(rng: Rng, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = Math.max(rng.next(), 1e-12);
-    const r = Math.sqrt(-2 * Math.log(u));
-    const t = 2 * Math.PI * rng.next();
-    out[i] = r * Math.cos(t);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
-  }
-  return out;
 }
 
 /**

@@ -74,3 +74,16 @@ export function mixSeed(...xs: number[]): number {
   }
   return h >>> 0;
 }
+
+/** n standard normal draws from `rng` (Box-Muller), so resumed runs draw the same noise. */
+export function normals(rng: Rng, n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = Math.max(rng.next(), 1e-12);
+    const r = Math.sqrt(-2 * Math.log(u));
+    const t = 2 * Math.PI * rng.next();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
