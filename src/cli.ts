@@ -40,6 +40,7 @@ const TRAIN_USAGE = `equivae train [options]
   --val-size N              use only the first N validation images
   --backend NAME            tensorflow | wasm | cpu (default: the fastest available)
   --resume                  continue the run in --out from its last completed epoch
+  --no-keep-best            do not keep the best-by-validation checkpoint in <out>-best (kept by default)
   --quiet                   no progress bar`;
 
 const EVAL_USAGE = `equivae eval <checkpoint> [options]
@@ -156,6 +157,7 @@ async function cmdTrain(argv: string[]): Promise<void> {
       "val-size": { type: "string" },
       backend: { type: "string" },
       resume: { type: "boolean" },
+      "no-keep-best": { type: "boolean" },
       quiet: { type: "boolean" },
     },
     false,
@@ -192,6 +194,7 @@ async function cmdTrain(argv: string[]): Promise<void> {
     learningRate: num(v.lr, "lr", 1e-3),
     seed: int(v.seed, "seed", 1, 0),
     resume: Boolean(v.resume),
+    keepBest: !v["no-keep-best"],
     quiet: Boolean(v.quiet),
     command: commandLine(),
     labels,

@@ -7,7 +7,7 @@ import { initBackend } from "../src/backend/index.js";
 import { loadIdxDataset } from "../src/data/mnist.js";
 import { loadCheckpoint, readManifest } from "../src/train/checkpoint.js";
 import { embedInvariant } from "../src/train/embedding.js";
-import { train, type TrainOptions } from "../src/train/trainer.js";
+import { bestDirFor, train, type TrainOptions } from "../src/train/trainer.js";
 import { sha256File } from "../src/util/fsx.js";
 import { MNIST_DIR, tempDir } from "./helpers/paths.js";
 
@@ -99,6 +99,19 @@ test("--resume continues from the last completed epoch and matches an uninterrup
   const m = await readManifest(resumed);
   assert.equal(m.training.command, "test");
   assert.deepEqual(m.training.resumedWith, ["test --resume"]);
+  // <out>-best holds the epoch with the lowest validation error (first one on ties), resumed or not.
+  const errs = lines.map((l) => l.valCentroidError as number);
+  const bestEpoch = errs.indexOf(Math.min(...errs)) + 1;
+  for (const dir of [straight, resumed]) {
+    const best = await loadCheckpoint(bestDirFor(dir)); // verifies every file's sha256
+    best.model.dispose();
+    assert.equal(best.manifest.metrics?.epoch, bestEpoch);
+  }
+  assert.ok(
+    readFileSync(join(bestDirFor(straight), "weights.bin")).equals(
+      readFileSync(join(bestDirFor(resumed), "weights.bin")),
+    ),
+  );
   // Changing a fixed setting on resume is refused.
   await assert.rejects(
     train(data, { ...base, seed: 5, out: resumed, epochs: 4, resume: true }),

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, promises as fsp } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { replaceDir } from "../util/fsx.js";
 import type { ImageSet, LabelledData } from "../data/dataset.js";
 import { batchPixels } from "../data/dataset.js";
 import { ComplementarySampler, averagingMatrix } from "../data/sampler.js";
@@ -55,6 +56,24 @@ export interface TrainOptions {
    * keeps its labels, the rest are used unlabelled. Undefined: supervised (every label).
    */
   labels?: number;
+  /**
+   * Also keep the checkpoint with the lowest validation error (q(y|x) error when semi-supervised,
+   * nearest-centroid error otherwise) in `<out>-best` (default true). Selection never sees test data.
+   */
+  keepBest?: boolean;
+}
+
+/** Where `train` keeps the best-by-validation checkpoint of the run in `out`. */
+export function bestDirFor(out: string): string {
+  return `${out.replace(/[\\/]+$/, "")}-best`;
+}
+
+/** Copies a checkpoint directory and swaps it into `dest` atomically. */
+async function copyCheckpoint(src: string, dest: string): Promise<void> {
+  const tmp = join(dirname(dest), `.${basename(dest)}.tmp-${process.pid}`);
+  await fsp.rm(tmp, { recursive: true, force: true });
+  await fsp.cp(src, tmp, { recursive: true });
+  await replaceDir(tmp, dest);
 }
 
 export function batchSizeFor(
@@ -381,6 +400,15 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
         if (o.exportOnnx !== false) await exportOnnx(tmp);
       },
     );
+    let bestNote = "";
+    if (o.keepBest !== false) {
+      const sel = (x: EpochMetrics) => (semi ? x.valClassifierError! : x.valCentroidError);
+      // Earlier epochs' metrics come from metrics.jsonl, so a resumed run keeps the same best.
+      if (metrics.slice(0, -1).every((x) => sel(m) < sel(x))) {
+        await copyCheckpoint(out, bestDirFor(out));
+        bestNote = ` (best so far, copied to ${bestDirFor(out)})`;
+      }
+    }
     log(
       `epoch ${epoch}: ELBO ${m.elbo.toFixed(2)} (recon ${m.recon.toFixed(2)}, KL ${m.kl.toFixed(2)}), ` +
         `val centroid error ${(valErr * 100).toFixed(2)}%` +
@@ -389,7 +417,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
             `-log q ${m.classificationLoss!.toFixed(3)}`
           : "") +
         `, batch ${bs}, ${m.imgPerSec.toFixed(1)} img/s, ` +
-        `${fmtDuration(epochSecs)}; saved ${out}`,
+        `${fmtDuration(epochSecs)}; saved ${out}${bestNote}`,
     );
   }
   optimizer.dispose();
