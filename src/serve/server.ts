@@ -37,8 +37,10 @@ export async function startServer(engine: Engine, opts: StartOptions = {}): Prom
   const port = (server.address() as AddressInfo).port;
   const host = opts.host ?? "0.0.0.0";
   const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  // Bound to every interface: say so, and give a URL that works from this machine.
+  const where = host === "0.0.0.0" ? `all interfaces, port ${port} (${url})` : url;
   info(
-    `listening on ${url} (model ${app.state ? engine.manifest.dataset?.name : ""}, engine ${engine.kind})`,
+    `listening on ${where} (model ${app.state ? engine.manifest.dataset?.name : ""}, engine ${engine.kind})`,
   );
   void app.ready.then((ok) =>
     info(ok ? "ready: warm-up inference succeeded" : "NOT ready: warm-up inference failed"),
