@@ -14,13 +14,26 @@ Commands:
   embed   Embed a dataset of unlabelled images (IDX, image directory, NDJSON) into .npy or NDJSON.
   serve   Serve a checkpoint over HTTP (embeddings, classification, generation; see /docs).
   report  Draw a checkpoint's pictures: prior samples per class, interpolations, style transfer, curves.
+  make-shapes  Write a small seeded colour image-folder dataset (circles, squares, triangles).
 
 Run 'equivae <command> --help' for the options of a command.`;
 
 const TRAIN_USAGE = `equivae train [options]
 
-  --dataset NAME            mnist | fashion-mnist (default: mnist)
-  --data-dir DIR            directory with the IDX files (else $EQUIVAE_DATA_DIR, else the default source)
+  --dataset NAME            mnist | fashion-mnist | svhn | folder (default: mnist)
+  --data-dir DIR            mnist/fashion-mnist: the IDX files (else $EQUIVAE_DATA_DIR, else the default
+                            source); svhn: train_32x32.mat and test_32x32.mat (else $EQUIVAE_DATA_DIR);
+                            folder: ROOT with ROOT/<class name>/*.png|jpg (and optionally ROOT/test/<class>/)
+  --image-size HxW          folder: resize every image to H x W, or N for N x N (default: the first image's size)
+  --channels 1|3            folder: grey or colour (default: 3 unless every image is grey)
+  --val-fraction X          folder: fraction of each class held out for validation (default: 0.1)
+  --likelihood NAME         bernoulli | gaussian (default: gaussian for colour images, bernoulli for grey)
+  --gaussian-scale S        gaussian: 'learned' (one log sigma per channel) or a fixed sigma, in standardised
+                            units when standardising, else in pixel units (default: learned)
+  --standardise MODE        pixel | channel | off: (x - mean) / std of the model's inputs inside the model, with
+                            statistics of the training split per pixel and channel, or per channel pooled over
+                            positions; stored in the checkpoint (default: off for bernoulli; for gaussian,
+                            pixel on svhn as in the paper, channel otherwise). 'on' = pixel
   --out DIR                 checkpoint directory (default: runs/<dataset>)
   --epochs N                epochs (default: 40)
   --dv N / --dz N           sizes of v and z (default: 16 / same as dv)
@@ -36,6 +49,7 @@ const TRAIN_USAGE = `equivae train [options]
   --labels N|all            label budget (default: all). N: semi-supervised (Eq. 5-7) with N/K labelled
                             images per class, chosen with --seed; the rest of the training split is used
                             unlabelled. The paper: --dv 8, 20/25/30/35 epochs for 100/600/1000/3000 labels
+  --labelled-warmup-steps N with --labels: start with N labelled-only steps before U(x) joins (default: 0)
   --train-size N            use only the first N training images (quick runs)
   --val-size N              use only the first N validation images
   --backend NAME            tensorflow | wasm | cpu (default: the fastest available)
@@ -46,7 +60,8 @@ const TRAIN_USAGE = `equivae train [options]
 const EVAL_USAGE = `equivae eval <checkpoint> [options]
 
   --split NAME              test | validation (default: test)
-  --data-dir DIR            where the dataset's IDX files are (default: as in training)
+  --data-dir DIR            where the dataset's files are (IDX, SVHN .mat, or the image folder ROOT;
+                            default: as in training). Image folders: the test split is ROOT/test/<class>/
   --v-epochs N              epochs of the neural classifier on v, 0 = skip (default: 20)
   --benchmark-epochs N      epochs of the benchmark classifier, 0 = skip (default: 5)
   --train-size N            training images for the classifiers (default: as the checkpoint)
@@ -96,6 +111,48 @@ const EMBED_USAGE = `equivae embed --input PATH --output PATH [options]
   --quiet                   no progress bar
 
   Unreadable images are skipped, listed on stderr and in <output>.skipped.txt.`;
+
+const MAKE_SHAPES_USAGE = `equivae make-shapes --out DIR [options]
+
+  Writes DIR/<class>/*.png and DIR/test/<class>/*.png: 32x32 colour images of a circle, a square or a
+  triangle (the classes) with random colour, position, size and rotation on a random gradient
+  background. Train on it with: equivae train --dataset folder --data-dir DIR
+
+  --out DIR                 output directory (must not exist, or be empty)
+  --per-class N             training + validation images per class (default: 300)
+  --test-per-class N        test images per class (default: per-class / 4)
+  --size N                  image side (default: 32)
+  --seed N                  random seed (default: 1)`;
+
+async function cmdMakeShapes(argv: string[]): Promise<void> {
+  const { values: v } = parse(
+    argv,
+    {
+      out: { type: "string" },
+      "per-class": { type: "string" },
+      "test-per-class": { type: "string" },
+      size: { type: "string" },
+      seed: { type: "string" },
+    },
+    false,
+  );
+  if (v.help) return void console.log(MAKE_SHAPES_USAGE);
+  if (v.out === undefined)
+    throw new UserError("make-shapes: --out is required (see 'equivae make-shapes --help')");
+  const { makeShapes } = await import("./data/shapes.js");
+  const r = makeShapes({
+    out: v.out as string,
+    perClass: int(v["per-class"], "per-class", 300, 2),
+    ...(v["test-per-class"] !== undefined
+      ? { testPerClass: int(v["test-per-class"], "test-per-class", 0, 0) }
+      : {}),
+    size: int(v.size, "size", 32, 8),
+    seed: int(v.seed, "seed", 1, 0),
+  });
+  console.log(
+    `wrote ${r.train} training and ${r.test} test images of ${r.classNames.join(", ")} to ${r.root}`,
+  );
+}
 
 type Opts = NonNullable<ParseArgsConfig["options"]>;
 
@@ -153,20 +210,28 @@ async function cmdTrain(argv: string[]): Promise<void> {
       lr: { type: "string" },
       seed: { type: "string" },
       labels: { type: "string" },
+      "labelled-warmup-steps": { type: "string" },
       "train-size": { type: "string" },
       "val-size": { type: "string" },
       backend: { type: "string" },
       resume: { type: "boolean" },
       "no-keep-best": { type: "boolean" },
       quiet: { type: "boolean" },
+      "image-size": { type: "string" },
+      channels: { type: "string" },
+      "val-fraction": { type: "string" },
+      likelihood: { type: "string" },
+      "gaussian-scale": { type: "string" },
+      standardise: { type: "string" },
     },
     false,
   );
   if (v.help) return void console.log(TRAIN_USAGE);
   const dataset = (v.dataset as string | undefined) ?? "mnist";
-  if (dataset !== "mnist" && dataset !== "fashion-mnist") {
-    throw new UserError(`unknown dataset '${dataset}' (choose mnist or fashion-mnist)`);
-  }
+  const { checkDatasetName, loadDataset } = await import("./data/load.js");
+  checkDatasetName(dataset);
+  const likelihoodOpts = await likelihoodFlags(v);
+  const folderOpts = await folderFlags(v);
   let labels: number | undefined;
   if (v.labels !== undefined && v.labels !== "all") {
     const n = Number(v.labels);
@@ -198,15 +263,29 @@ async function cmdTrain(argv: string[]): Promise<void> {
     quiet: Boolean(v.quiet),
     command: commandLine(),
     labels,
+    // Unset stays undefined so that runs made before the flag existed still resume.
+    labelledWarmupSteps:
+      v["labelled-warmup-steps"] === undefined
+        ? undefined
+        : int(v["labelled-warmup-steps"], "labelled-warmup-steps", 0, 0),
+    ...likelihoodOpts,
   };
+  if (opts.labelledWarmupSteps !== undefined && labels === undefined) {
+    throw new UserError("--labelled-warmup-steps needs --labels N (it is about semi-supervised runs)");
+  }
   const { checkBackendName } = await import("./backend/names.js");
   checkBackendName(v.backend as string | undefined);
   const trainSize = v["train-size"] === undefined ? undefined : int(v["train-size"], "train-size", 0);
   const valSize = v["val-size"] === undefined ? undefined : int(v["val-size"], "val-size", 0);
 
   // Data errors should surface before the (slower) backend start.
-  const { loadIdxDataset } = await import("./data/mnist.js");
-  const data = loadIdxDataset(dataset, { dataDir: v["data-dir"] as string | undefined, trainSize, valSize });
+  const { data, loader } = await loadDataset({
+    name: dataset,
+    dataDir: v["data-dir"] as string | undefined,
+    trainSize,
+    valSize,
+    ...folderOpts,
+  });
   const { ComplementarySampler } = await import("./data/sampler.js");
   new ComplementarySampler(data.train.labels, data.classNames); // every class needs >= 2 members
   if (labels !== undefined) {
@@ -218,8 +297,54 @@ async function cmdTrain(argv: string[]): Promise<void> {
   const backend = await initBackend(v.backend as string | undefined);
   console.log(describeBackend(backend));
   const { train } = await import("./train/trainer.js");
-  const r = await train(data, { ...opts, backend: backend.name });
+  const r = await train(data, {
+    ...opts,
+    backend: backend.name,
+    ...(loader ? { datasetLoader: loader } : {}),
+  });
   r.model.dispose();
+}
+
+/** --likelihood, --gaussian-scale, --standardise (unset flags stay undefined: the defaults apply). */
+async function likelihoodFlags(
+  v: Parsed["values"],
+): Promise<import("./train/likelihood-options.js").LikelihoodOptions> {
+  const { parseGaussianScale } = await import("./model/config.js");
+  const lk = v.likelihood as string | undefined;
+  if (lk !== undefined && lk !== "bernoulli" && lk !== "gaussian")
+    throw new UserError(`unknown likelihood '${lk}' (choose bernoulli or gaussian)`);
+  const st = v.standardise as string | undefined;
+  if (st !== undefined && !["pixel", "channel", "off", "on"].includes(st))
+    throw new UserError(`--standardise must be pixel, channel or off (got '${st}')`);
+  const gs = v["gaussian-scale"] as string | undefined;
+  if (gs !== undefined && lk === "bernoulli")
+    throw new UserError("--gaussian-scale applies only to --likelihood gaussian");
+  return {
+    ...(lk !== undefined ? { likelihood: lk } : {}),
+    ...(gs !== undefined ? { gaussianScale: parseGaussianScale(gs) } : {}),
+    ...(st !== undefined ? { standardise: st === "on" ? "pixel" : (st as "pixel" | "channel" | "off") } : {}),
+  };
+}
+
+/** --image-size, --channels, --val-fraction (image folders). */
+async function folderFlags(v: Parsed["values"]): Promise<{
+  imageSize?: import("./data/folder.js").ImageSize;
+  channels?: 1 | 3;
+  validationFraction?: number;
+}> {
+  const { parseImageSize } = await import("./data/folder.js");
+  const ch = v.channels as string | undefined;
+  if (ch !== undefined && ch !== "1" && ch !== "3")
+    throw new UserError(`--channels must be 1 or 3 (got '${ch}')`);
+  const vf = v["val-fraction"] as string | undefined;
+  const f = vf === undefined ? undefined : Number(vf);
+  if (f !== undefined && !(vf!.trim() !== "" && f >= 0 && f < 1))
+    throw new UserError(`--val-fraction must be a number in [0, 1) (got '${vf}')`);
+  return {
+    ...(v["image-size"] !== undefined ? { imageSize: parseImageSize(v["image-size"] as string) } : {}),
+    ...(ch !== undefined ? { channels: Number(ch) as 1 | 3 } : {}),
+    ...(f !== undefined ? { validationFraction: f } : {}),
+  };
 }
 
 async function cmdEval(argv: string[]): Promise<void> {
@@ -251,9 +376,9 @@ async function cmdEval(argv: string[]): Promise<void> {
   const { readManifest, loadCheckpoint } = await import("./train/checkpoint.js");
   const m = await readManifest(dir);
   const name = m.dataset.name;
-  if (name !== "mnist" && name !== "fashion-mnist")
+  const { DATASET_NAMES, loadDataset, requestFor } = await import("./data/load.js");
+  if (!(DATASET_NAMES as readonly string[]).includes(name))
     throw new UserError(`eval: unsupported dataset '${name}' in ${dir}`);
-  const { loadIdxDataset } = await import("./data/mnist.js");
   const { subset, range } = await import("./data/dataset.js");
   const semi = m.model.classifier === true;
   if (semi && v["train-size"] !== undefined)
@@ -262,12 +387,21 @@ async function cmdEval(argv: string[]): Promise<void> {
     );
   const trainSize =
     v["train-size"] === undefined ? m.dataset.trainSize : int(v["train-size"], "train-size", 1);
-  const data = loadIdxDataset(name, {
-    dataDir:
-      (v["data-dir"] as string | undefined) ?? (process.env.EQUIVAE_DATA_DIR ? undefined : m.dataset.source),
+  const { data } = await loadDataset({
+    ...requestFor(m.dataset, v["data-dir"] as string | undefined),
     trainSize,
     withTest: split === "test",
   });
+  if (
+    data.train.height !== m.model.height ||
+    data.train.width !== m.model.width ||
+    data.train.channels !== m.model.channels
+  ) {
+    throw new UserError(
+      `eval: the data's images are ${data.train.height}x${data.train.width}x${data.train.channels}, the model's ` +
+        `${m.model.height}x${m.model.width}x${m.model.channels}`,
+    );
+  }
   let evalSet = split === "test" ? data.test! : data.validation;
   if (limit !== undefined) evalSet = subset(evalSet, range(0, Math.min(limit, evalSet.n)));
 
@@ -430,6 +564,9 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case "serve":
         await cmdServe(rest);
+        return 0;
+      case "make-shapes":
+        await cmdMakeShapes(rest);
         return 0;
       case "report": {
         const { cmdReport } = await import("./report/command.js");

@@ -2,11 +2,13 @@ import { CLASSIFIER_UNITS, convSizes, type ModelConfig } from "../model/config.j
 import { NETS } from "../model/equivae.js";
 import { GraphBuilder, permute, samePads } from "./onnx-builder.js";
 import type { WeightStore } from "./weights.js";
+import type { Standardisation } from "../model/standardisation.js";
 
 /**
  * The ONNX graphs of a checkpoint, one builder each. Every graph takes NHWC float32 images in
- * [0, 1] (as TF.js does), transposes to NCHW inside, and transposes back to NHWC before any
- * flatten, so weights are used exactly as TF.js uses them. Adding a graph (e.g. a later
+ * [0, 1] (as TF.js does), standardises them ((x - mean) / std, when the model does), transposes
+ * to NCHW inside, and transposes back to NHWC before any flatten, so weights are used exactly as
+ * TF.js uses them. Adding a graph (e.g. a later
  * `classifier.onnx` for q(y|x)) means adding one entry to GRAPHS.
  */
 export interface GraphDef {
@@ -20,6 +22,33 @@ export interface GraphDef {
 export interface ExportContext {
   cfg: ModelConfig;
   w: WeightStore;
+  /** config.standardise models: per-pixel mean and std, H*W*C each (standardisation.json). */
+  std?: Standardisation;
+}
+
+/** The standardisation constants of each graph being built (a graph may run several conv stacks). */
+const stdConstants = new WeakMap<GraphBuilder, { mean: string; std: string }>();
+
+function stdInitializers(b: GraphBuilder, ctx: ExportContext): { mean: string; std: string } {
+  let k = stdConstants.get(b);
+  if (!k) {
+    const c = ctx.cfg;
+    const shape = [c.height, c.width, c.channels];
+    k = {
+      mean: b.float("standardise/mean", shape, ctx.std!.mean),
+      std: b.float("standardise/std", shape, ctx.std!.std),
+    };
+    stdConstants.set(b, k);
+  }
+  return k;
+}
+
+/** EquiVAE.standardise on NHWC images: (x - mean) / std per pixel and channel, or x itself. */
+function standardise(b: GraphBuilder, ctx: ExportContext, xNHWC: string): string {
+  if (!ctx.cfg.standardise) return xNHWC;
+  if (!ctx.std) throw new Error("the model standardises its inputs but the export has no statistics");
+  const k = stdInitializers(b, ctx);
+  return b.op("Div", [b.op("Sub", [xNHWC, k.mean]), k.std]);
 }
 
 const HWIO_TO_OIHW = [3, 2, 0, 1];
@@ -124,7 +153,7 @@ function convTranspose(
 function convStack(b: GraphBuilder, ctx: ExportContext, prefix: string, xNHWC: string): string {
   const c = ctx.cfg;
   const sizes = convSizes(c);
-  let h = b.op("Transpose", [xNHWC], { perm: [0, 3, 1, 2] });
+  let h = b.op("Transpose", [standardise(b, ctx, xNHWC)], { perm: [0, 3, 1, 2] });
   let inC = c.channels;
   c.filters.forEach((f, i) => {
     h = b.op("Relu", [conv(b, ctx, `${prefix}/conv${i}`, h, inC, f, c.strides[i], sizes[i])]);
@@ -204,7 +233,9 @@ export const equivariantGraph: GraphDef = {
 export const decoderGraph: GraphDef = {
   name: "decoder",
   file: "decoder.onnx",
-  doc: "p(x | v, z) in data space: sigmoid of the logits (bernoulli) or the means (gaussian); NHWC",
+  doc:
+    "p(x | v, z) in data space, NHWC: sigmoid of the logits (bernoulli) or the means (gaussian; " +
+    "out * std + mean when standardised), clipped to [0, 1]",
   build(b, ctx) {
     const c = ctx.cfg;
     const H = c.hidden;
@@ -240,9 +271,21 @@ export const decoderGraph: GraphDef = {
       );
       h = b.op("Relu", [y]);
     }
-    let out = conv(b, ctx, `${NETS.dec}/out`, h, c.filters[0], c.channels, c.strides[0], sizes[1]);
-    if (c.likelihood === "bernoulli") out = b.op("Sigmoid", [out]);
-    b.op("Transpose", [out], { perm: [0, 2, 3, 1] }, "x_mean");
+    const out = conv(b, ctx, `${NETS.dec}/out`, h, c.filters[0], c.channels, c.strides[0], sizes[1]);
+    if (c.likelihood === "bernoulli") {
+      b.op("Transpose", [b.op("Sigmoid", [out])], { perm: [0, 2, 3, 1] }, "x_mean");
+    } else {
+      // The scale is not part of the mean; a learned one is read so the export accounts for it.
+      if ((c.gaussianScale ?? "learned") === "learned") ctx.w.get(`${NETS.dec}/log_sigma`, [c.channels]);
+      let m = b.op("Transpose", [out], { perm: [0, 2, 3, 1] });
+      if (c.standardise) {
+        const k = stdInitializers(b, ctx);
+        m = b.op("Add", [b.op("Mul", [m, k.std]), k.mean]);
+      }
+      const lo = b.float("clip_min", [], Float32Array.of(0));
+      const hi = b.float("clip_max", [], Float32Array.of(1));
+      b.op("Clip", [m, lo, hi], {}, "x_mean");
+    }
     const [oh, ow] = [Math.ceil(sizes[1][0] / c.strides[0]), Math.ceil(sizes[1][1] / c.strides[0])];
     b.output("x_mean", ["N", oh, ow, c.channels]);
   },

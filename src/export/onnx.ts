@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { readManifest, FILES } from "../train/checkpoint.js";
+import { readManifest, readStandardisation, FILES } from "../train/checkpoint.js";
+import { fromFile } from "../model/standardisation.js";
 import { UserError } from "../util/errors.js";
 import { sha256File, writeFileAtomic } from "../util/fsx.js";
 import { graphsFor, type GraphDef } from "./graphs.js";
@@ -51,7 +52,14 @@ export async function exportOnnx(checkpointDir: string, only?: GraphDef[]): Prom
     }
   }
   const w = await WeightStore.read(dir);
-  const ctx = { cfg: before.model, w };
+  const std = before.model.standardise
+    ? fromFile(
+        await readStandardisation(dir, before),
+        [before.model.height, before.model.width, before.model.channels],
+        "standardisation.json",
+      )
+    : undefined;
+  const ctx = { cfg: before.model, w, ...(std ? { std } : {}) };
   const graphs = only ?? graphsFor(before.model);
   const version = producerVersion();
   const built = graphs.map((def) => {

@@ -2,6 +2,13 @@ import { UserError } from "../util/errors.js";
 
 export type LikelihoodName = "bernoulli" | "gaussian";
 
+/**
+ * The Gaussian likelihood's scale sigma (in the units the decoder works in: standardised units when
+ * the model standardises, else pixel values in [0, 1]): "learned" is one trainable log sigma per
+ * channel (`dec/log_sigma`), a number is a fixed sigma.
+ */
+export type GaussianScale = "learned" | number;
+
 /** Everything needed to rebuild the networks; stored in every checkpoint's manifest. */
 export interface ModelConfig {
   height: number;
@@ -20,6 +27,14 @@ export interface ModelConfig {
   strides: number[];
   kernel: number;
   likelihood: LikelihoodName;
+  /** Gaussian models only: the scale (absent = "learned"). */
+  gaussianScale?: GaussianScale;
+  /**
+   * Per-pixel standardisation inside the model: the conv stacks see (x - mean) / std, with mean and
+   * std per pixel and channel from the training split (the checkpoint's standardisation.json), and a
+   * Gaussian likelihood compares its output with the standardised x. Absent (older checkpoints) = false.
+   */
+  standardise?: boolean;
   /**
    * Semi-supervised models (Eq. 5-7) carry the inference network q(y | x) under the `cls/` prefix.
    * Absent (older checkpoints) means false.
@@ -43,6 +58,8 @@ export function defaultConfig(p: {
   hidden?: number;
   filters?: number[];
   likelihood?: LikelihoodName;
+  gaussianScale?: GaussianScale;
+  standardise?: boolean;
   classifier?: boolean;
 }): ModelConfig {
   const dv = p.dv ?? 16;
@@ -59,6 +76,9 @@ export function defaultConfig(p: {
     strides: [1, 2, 2, 2, 2],
     kernel: 5,
     likelihood: p.likelihood ?? "bernoulli",
+    // Only present when used, so Bernoulli manifests stay byte-for-byte as before.
+    ...(p.likelihood === "gaussian" ? { gaussianScale: p.gaussianScale ?? "learned" } : {}),
+    ...(p.standardise ? { standardise: true } : {}),
     // Only present when set, so supervised manifests stay byte-for-byte as before.
     ...(p.classifier ? { classifier: true } : {}),
   };
@@ -81,6 +101,27 @@ export function validateConfig(c: ModelConfig): void {
     );
   }
   c.filters.forEach((f) => pos(f, "each filter count"));
+  if (c.likelihood !== "bernoulli" && c.likelihood !== "gaussian") {
+    throw new UserError(`unknown likelihood '${String(c.likelihood)}' (bernoulli or gaussian)`);
+  }
+  if (c.gaussianScale !== undefined) {
+    if (c.likelihood !== "gaussian")
+      throw new UserError("a Gaussian scale is set but the likelihood is Bernoulli");
+    const s = c.gaussianScale;
+    if (s !== "learned" && !(typeof s === "number" && Number.isFinite(s) && s > 0)) {
+      throw new UserError(`the Gaussian scale must be 'learned' or a positive number (got '${String(s)}')`);
+    }
+  }
+}
+
+/** Parses `--gaussian-scale learned|SIGMA`. */
+export function parseGaussianScale(s: string): GaussianScale {
+  if (s === "learned") return "learned";
+  const n = Number(s);
+  if (s.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new UserError(`--gaussian-scale must be 'learned' or a positive number (got '${s}')`);
+  }
+  return n;
 }
 
 /** Spatial sizes through the conv stack with 'same' padding: [input, after layer 1, ...]. */

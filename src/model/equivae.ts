@@ -4,6 +4,7 @@ import { UserError } from "../util/errors.js";
 import { CLASSIFIER_UNITS, MAX_PARAMETERS, convSizes, validateConfig, type ModelConfig } from "./config.js";
 import { likelihoodFor, type Likelihood } from "./likelihood.js";
 import { Params, addDense, dense } from "./params.js";
+import { fromFile, type StandardisationFile } from "./standardisation.js";
 
 /**
  * Parameter name prefixes, one per network. They are part of the checkpoint format
@@ -42,6 +43,13 @@ export class EquiVAE {
   readonly params: Params;
   readonly likelihood: Likelihood;
   private readonly sizes: Array<[number, number]>;
+  /** config.standardise: the statistics (identity until set) and their tensors, [H, W, C]. */
+  private stdFile?: StandardisationFile;
+  private stdMean?: tf.Tensor3D;
+  private stdStd?: tf.Tensor3D;
+  private logStdSum = 0;
+  /** A fixed Gaussian scale's log sigma (a learned one is the parameter dec/log_sigma). */
+  private fixedLogSigma?: tf.Scalar;
 
   constructor(
     readonly config: ModelConfig,
@@ -49,7 +57,6 @@ export class EquiVAE {
   ) {
     validateConfig(config);
     this.params = new Params(new Rng(seed));
-    this.likelihood = likelihoodFor(config.likelihood);
     this.sizes = convSizes(config);
     this.build();
     const n = this.params.count();
@@ -59,6 +66,53 @@ export class EquiVAE {
         `this configuration has ${n.toLocaleString("en")} parameters; the limit is 1,000,000`,
       );
     }
+    if (config.standardise) {
+      const d = config.height * config.width * config.channels;
+      this.setStandardisation({
+        shape: [config.height, config.width, config.channels],
+        count: 0,
+        stdFloor: 0,
+        mean: new Array<number>(d).fill(0),
+        std: new Array<number>(d).fill(1),
+      });
+    }
+    const scale = config.gaussianScale ?? "learned";
+    if (config.likelihood === "gaussian" && scale !== "learned") {
+      this.fixedLogSigma = tf.keep(tf.scalar(Math.log(scale)));
+    }
+    this.likelihood = likelihoodFor(config.likelihood, {
+      logSigma: () => this.fixedLogSigma ?? this.params.get(`${NETS.dec}/log_sigma`),
+      toModel: (x) => this.standardise(x),
+      toData: (out) =>
+        this.stdMean ? (tf.add(tf.mul(out, this.stdStd!), this.stdMean) as tf.Tensor4D) : out,
+      logStdSum: () => this.logStdSum,
+    });
+  }
+
+  /**
+   * The standardisation statistics, per pixel and channel (config.standardise models; mean 0 /
+   * std 1 until set), as stored in the checkpoint's standardisation.json.
+   */
+  get standardisation(): StandardisationFile | undefined {
+    return this.stdFile;
+  }
+
+  /** Sets the statistics (the trainer, from the training split; loadCheckpoint, from the file). */
+  setStandardisation(f: StandardisationFile): void {
+    const c = this.config;
+    if (!c.standardise) throw new Error("this model does not standardise its inputs (config.standardise)");
+    const shape: [number, number, number] = [c.height, c.width, c.channels];
+    const s = fromFile(f, shape, "standardisation");
+    tf.dispose([this.stdMean, this.stdStd].filter((t) => t !== undefined));
+    this.stdMean = tf.keep(tf.tensor3d(s.mean, shape));
+    this.stdStd = tf.keep(tf.tensor3d(s.std, shape));
+    this.logStdSum = s.std.reduce((a, x) => a + Math.log(x), 0);
+    this.stdFile = { ...f, shape, mean: Array.from(s.mean), std: Array.from(s.std) };
+  }
+
+  /** Data -> model input: (x - mean) / std per pixel and channel, or x itself (no standardisation). */
+  standardise(x: tf.Tensor4D): tf.Tensor4D {
+    return this.stdMean ? (tf.div(tf.sub(x, this.stdMean), this.stdStd!) as tf.Tensor4D) : x;
   }
 
   get parameterCount(): number {
@@ -121,6 +175,10 @@ export class EquiVAE {
       k * k * c.channels,
     );
     p.zeros(`${NETS.dec}/out/bias`, [c.channels]);
+    // A learned Gaussian scale: log sigma per channel, starting at sigma = 1 (no Rng draw).
+    if (c.likelihood === "gaussian" && (c.gaussianScale ?? "learned") === "learned") {
+      p.zeros(`${NETS.dec}/log_sigma`, [c.channels]);
+    }
 
     // q(y | x) last, so the other networks start exactly as in a supervised model of the same seed.
     if (c.classifier) {
@@ -137,10 +195,13 @@ export class EquiVAE {
     return h * w * this.config.filters[this.config.filters.length - 1];
   }
 
-  /** Conv stack + dense (ReLU) of a network: [N,H,W,C] -> [N, hidden]. */
+  /**
+   * Conv stack + dense (ReLU) of a network: [N,H,W,C] pixels in [0, 1] -> [N, hidden]. The pixels
+   * are standardised first when the model standardises (config.standardise).
+   */
   private convStack(prefix: string, x: tf.Tensor4D): tf.Tensor2D {
     const c = this.config;
-    let h: tf.Tensor4D = x;
+    let h: tf.Tensor4D = this.standardise(x);
     c.filters.forEach((_, i) => {
       const y = tf.conv2d(
         h,
@@ -176,10 +237,22 @@ export class EquiVAE {
     return this.g(tf.matMul(avg, this.f(context)));
   }
 
-  /** q(z | x, v): mean and log-variance, each [N, dz]. */
+  /** q(z | x, v): mean and log-variance, each [N, dz]. Same as encodeHead(encodeX(x), v). */
   encode(x: tf.Tensor4D, v: tf.Tensor2D): { mu: tf.Tensor2D; logvar: tf.Tensor2D } {
+    return this.encodeHead(this.encodeX(x), v);
+  }
+
+  /**
+   * The part of q(z | x, v) that sees only x: its conv stack + dense, [N, hidden]. It does not
+   * depend on v, so the semi-supervised U(x) computes it once per x and reuses it for all K classes.
+   */
+  encodeX(x: tf.Tensor4D): tf.Tensor2D {
+    return this.convStack(NETS.enc, x);
+  }
+
+  /** The rest of q(z | x, v) given hx = encodeX(x) and v (row for row): mu and log-variance, [N, dz]. */
+  encodeHead(hx: tf.Tensor2D, v: tf.Tensor2D): { mu: tf.Tensor2D; logvar: tf.Tensor2D } {
     const p = this.params;
-    const hx = this.convStack(NETS.enc, x);
     const hv = dense(p, `${NETS.enc}/v`, v, "relu");
     const h = tf.concat([hx, hv], 1);
     const head = (name: string) =>
@@ -187,7 +260,10 @@ export class EquiVAE {
     return { mu: head("mu"), logvar: head("logvar") };
   }
 
-  /** p(x | v, z): the raw decoder output (Bernoulli logits or Gaussian means), [N,H,W,C]. */
+  /**
+   * p(x | v, z): the raw decoder output, [N,H,W,C]: Bernoulli logits, or Gaussian means in the
+   * model's units (standardised when config.standardise; `likelihood.mean` maps them to pixels).
+   */
   decode(v: tf.Tensor2D, z: tf.Tensor2D): tf.Tensor4D {
     const c = this.config;
     const p = this.params;
@@ -236,5 +312,7 @@ export class EquiVAE {
 
   dispose(): void {
     this.params.dispose();
+    tf.dispose([this.stdMean, this.stdStd, this.fixedLogSigma].filter((t) => t !== undefined));
+    this.stdMean = this.stdStd = this.fixedLogSigma = undefined;
   }
 }

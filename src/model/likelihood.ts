@@ -4,12 +4,13 @@ import type { LikelihoodName } from "./config.js";
 /**
  * p(x | v, z) given the decoder's output. Pluggable so the Gaussian (natural images)
  * can sit beside the Bernoulli (MNIST family) without touching the objective.
+ * `x` is always the data as fed to the model (pixels in [0, 1]).
  */
 export interface Likelihood {
   readonly name: LikelihoodName;
   /** Per-example log p(x | out), summed over pixels: shape [N]. */
   logProb(x: tf.Tensor4D, out: tf.Tensor4D): tf.Tensor1D;
-  /** The decoder output mapped to data space (pixel probabilities or means). */
+  /** The decoder output mapped to data space (pixel probabilities or means), in [0, 1]. */
   mean(out: tf.Tensor4D): tf.Tensor4D;
 }
 
@@ -25,7 +26,48 @@ export const bernoulli: Likelihood = {
   },
 };
 
-export function likelihoodFor(name: LikelihoodName): Likelihood {
+const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
+
+/** What the Gaussian likelihood needs from its model. */
+export interface GaussianParts {
+  /** log sigma in the decoder's units, broadcastable to [N, H, W, C] (a [C] variable or a scalar). */
+  logSigma(): tf.Tensor;
+  /** Data (pixels in [0, 1]) -> the decoder's units: (x - mean) / std, or the identity. */
+  toModel(x: tf.Tensor4D): tf.Tensor4D;
+  /** The decoder's units -> data: out * std + mean, or the identity. */
+  toData(out: tf.Tensor4D): tf.Tensor4D;
+  /** sum over pixels and channels of log std (0 without standardisation). */
+  logStdSum(): number;
+}
+
+/**
+ * Diagonal Gaussian N(x_s | out, sigma^2) over the (standardised) pixels x_s, one sigma per channel
+ * (learned) or one fixed sigma. logProb is the density of the pixels x themselves (in [0, 1] units):
+ * the change of variables x_s = (x - mean) / std adds -sum log std, a constant that does not change
+ * the gradients but keeps the reported ELBO comparable with and without standardisation.
+ * The data-space mean is out * std + mean, clipped to [0, 1] (pictures, the decoder graph).
+ */
+export function gaussian(p: GaussianParts): Likelihood {
+  return {
+    name: "gaussian",
+    logProb(x, out) {
+      const ls = p.logSigma();
+      const r = tf.mul(tf.sub(p.toModel(x), out), tf.exp(tf.neg(ls)));
+      const perPixel = tf.add(tf.mul(0.5, tf.square(r)), tf.add(ls, HALF_LOG_2PI));
+      return tf.sub(tf.neg(tf.sum(perPixel, [1, 2, 3])), p.logStdSum()) as tf.Tensor1D;
+    },
+    mean(out) {
+      return tf.clipByValue(p.toData(out), 0, 1);
+    },
+  };
+}
+
+/** The Bernoulli likelihood; the Gaussian needs its model's parts (see EquiVAE). */
+export function likelihoodFor(name: LikelihoodName, parts?: GaussianParts): Likelihood {
   if (name === "bernoulli") return bernoulli;
-  throw new Error(`likelihood '${name}' is not implemented yet`);
+  if (name === "gaussian") {
+    if (!parts) throw new Error("the Gaussian likelihood needs its model's scale and standardisation");
+    return gaussian(parts);
+  }
+  throw new Error(`unknown likelihood '${String(name)}'`);
 }

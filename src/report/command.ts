@@ -113,13 +113,10 @@ export async function readMetrics(dir: string): Promise<EpochMetrics[]> {
 /** The validation split of the checkpoint's dataset, or the reason it cannot be read. */
 async function loadValidation(engine: Engine, dataDir?: string): Promise<ImageSet | string> {
   const ds = engine.manifest.dataset;
-  if (ds.name !== "mnist" && ds.name !== "fashion-mnist") return `no loader for dataset '${ds.name}'`;
+  const { DATASET_NAMES, loadDataset, requestFor } = await import("../data/load.js");
+  if (!(DATASET_NAMES as readonly string[]).includes(ds.name)) return `no loader for dataset '${ds.name}'`;
   try {
-    const { loadIdxDataset } = await import("../data/mnist.js");
-    const data = loadIdxDataset(ds.name, {
-      dataDir: dataDir ?? (process.env.EQUIVAE_DATA_DIR ? undefined : ds.source),
-      trainSize: 0,
-    });
+    const { data } = await loadDataset({ ...requestFor(ds, dataDir), trainSize: 0 });
     const c = engine.config;
     const val = data.validation;
     if (val.height !== c.height || val.width !== c.width || val.channels !== c.channels) {

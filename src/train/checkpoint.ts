@@ -6,6 +6,7 @@ import { recoverDir, replaceDir, sha256File, writeFileSynced } from "../util/fsx
 import type { ModelConfig } from "../model/config.js";
 import { validateConfig } from "../model/config.js";
 import { EquiVAE } from "../model/equivae.js";
+import { fromFile, type StandardisationFile } from "../model/standardisation.js";
 
 export const CHECKPOINT_FORMAT = "equivae-checkpoint";
 export const CHECKPOINT_VERSION = 1;
@@ -21,6 +22,8 @@ export const FILES = {
   metrics: "metrics.jsonl",
   /** Semi-supervised runs only: the labelled subset (see LabelledSubset). */
   labelled: "labelled.json",
+  /** Models with config.standardise: per-pixel mean and std of the training split. */
+  standardisation: "standardisation.json",
 } as const;
 
 /**
@@ -66,7 +69,13 @@ export interface DatasetInfo {
   classNames: string[];
   trainSize: number;
   valSize: number;
+  /** How pixels become the model's input ("pixels / 255", or with per-pixel standardisation). */
   preprocessing: string;
+  /**
+   * Image folders: the loader settings that reproduce the splits (eval, report). Absent for the
+   * fixed datasets (mnist, fashion-mnist, svhn).
+   */
+  loader?: { imageSize: string; channels: 1 | 3; validationFraction: number; splitSeed: number };
 }
 
 export interface TrainingInfo {
@@ -157,6 +166,9 @@ export async function saveCheckpoint(
     await writeFileSynced(join(tmp, FILES.centroids), JSON.stringify(c.centroids));
     await writeFileSynced(join(tmp, FILES.state), JSON.stringify(c.state, null, 2));
     if (c.labelled) await writeFileSynced(join(tmp, FILES.labelled), JSON.stringify(c.labelled));
+    if (c.model.standardisation) {
+      await writeFileSynced(join(tmp, FILES.standardisation), JSON.stringify(c.model.standardisation));
+    }
     await writeFileSynced(
       join(tmp, FILES.metrics),
       c.metricsLines.map((m) => JSON.stringify(m) + "\n").join(""),
@@ -248,6 +260,14 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     model.dispose();
     throw e instanceof UserError ? e : new UserError((e as Error).message);
   }
+  if (manifest.model.standardise) {
+    try {
+      model.setStandardisation(await readStandardisation(dir, manifest));
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
   const centroids = JSON.parse(await fsp.readFile(join(dir, FILES.centroids), "utf8")) as Centroids;
   const state = JSON.parse(await fsp.readFile(join(dir, FILES.state), "utf8")) as TrainState;
   const metricsText = existsSync(join(dir, FILES.metrics))
@@ -261,6 +281,26 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     ? (JSON.parse(await fsp.readFile(join(dir, FILES.labelled), "utf8")) as LabelledSubset)
     : undefined;
   return { dir, manifest, model, centroids, state, metricsLines, ...(labelled ? { labelled } : {}) };
+}
+
+/** A standardising model's standardisation.json, checked against its image shape. */
+export async function readStandardisation(
+  dir: string,
+  m: Pick<Manifest, "model">,
+): Promise<StandardisationFile> {
+  const p = join(dir, FILES.standardisation);
+  if (!existsSync(p)) {
+    throw new UserError(`checkpoint file missing: ${p} (the model standardises its inputs)`);
+  }
+  let f: StandardisationFile;
+  try {
+    f = JSON.parse(await fsp.readFile(p, "utf8")) as StandardisationFile;
+  } catch (e) {
+    throw new UserError(`${p}: not valid JSON (${(e as Error).message})`);
+  }
+  const c = m.model;
+  fromFile(f, [c.height, c.width, c.channels], p);
+  return f;
 }
 
 async function readWeights(

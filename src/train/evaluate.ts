@@ -155,13 +155,15 @@ export async function evaluate(
   let benchmarkError: number | null = null;
   if (o.benchmarkEpochs > 0) {
     const clf = benchmarkClassifier(cfg);
-    const xTr = tf.tensor4d(batchPixels(train, range(train.n)), [
-      train.n,
-      cfg.height,
-      cfg.width,
-      cfg.channels,
-    ]);
-    const xTe = tf.tensor4d(batchPixels(test, range(test.n)), [test.n, cfg.height, cfg.width, cfg.channels]);
+    // The benchmark sees the same input as the model: standardised when the model is.
+    const input = (set: ImageSet) =>
+      tf.tidy(() =>
+        model.standardise(
+          tf.tensor4d(batchPixels(set, range(set.n)), [set.n, cfg.height, cfg.width, cfg.channels]),
+        ),
+      );
+    const xTr = input(train);
+    const xTe = input(test);
     benchmarkError = await fitAndTest(
       clf,
       xTr,

@@ -25,8 +25,11 @@ import {
 import { centroidsFrom, embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
 import { classPrior, hideLabels, makeSemiStep, predictClassifier, selectLabelled } from "./semi.js";
 import { subset } from "../data/dataset.js";
+import { computeStandardisation, preprocessingText } from "../model/standardisation.js";
+import { checkResumeLikelihood, resolveLikelihood, type LikelihoodOptions } from "./likelihood-options.js";
+import type { DatasetInfo } from "./checkpoint.js";
 
-export interface TrainOptions {
+export interface TrainOptions extends LikelihoodOptions {
   out: string;
   epochs: number;
   dv: number;
@@ -56,11 +59,19 @@ export interface TrainOptions {
    * keeps its labels, the rest are used unlabelled. Undefined: supervised (every label).
    */
   labels?: number;
+  /** Image folders: the loader settings recorded in the manifest (dataset.loader) for eval and report. */
+  datasetLoader?: DatasetInfo["loader"];
   /**
    * Also keep the checkpoint with the lowest validation error (q(y|x) error when semi-supervised,
    * nearest-centroid error otherwise) in `<out>-best` (default true). Selection never sees test data.
    */
   keepBest?: boolean;
+  /**
+   * Semi-supervised only: epoch 1 starts with this many labelled-only steps (no unlabelled batch,
+   * so U has weight 0 while they last). Undefined or 0: none. It speeds up small runs a lot but
+   * does not yet make q(y|x) beat the benchmark classifier reliably (scripts/check-semi-mnist.ts).
+   */
+  labelledWarmupSteps?: number;
 }
 
 /** Where `train` keeps the best-by-validation checkpoint of the run in `out`. */
@@ -145,6 +156,7 @@ const FIXED_ON_RESUME = [
   "maxBatchSize",
   "learningRate",
   "labels",
+  "labelledWarmupSteps",
 ] as const;
 
 /**
@@ -209,6 +221,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       throw new UserError(`--resume: the labelled rows recorded in ${out} differ from this run's selection`);
     }
     model = ck.model;
+    checkResumeLikelihood(model, o, out);
     state = ck.state;
     metrics = ck.metricsLines;
     command = m.training.command;
@@ -220,6 +233,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
     else if (existsSync(out)) {
       throw new UserError(`${out} already exists; pass --resume to continue it, or choose another --out`);
     }
+    const lk = resolveLikelihood(train.channels, data.name, o);
     const cfg: ModelConfig = defaultConfig({
       height: train.height,
       width: train.width,
@@ -230,8 +244,12 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       hidden: o.hidden,
       filters: o.filters,
       classifier: semi,
+      ...lk,
+      standardise: lk.standardise !== "off",
     });
     model = new EquiVAE(cfg, o.seed);
+    // Statistics of the training split (all of it, labelled or not; never validation/test).
+    if (lk.standardise !== "off") model.setStandardisation(computeStandardisation(train, lk.standardise));
   }
   const cfg = model.config;
   const breakdown = model.parameterBreakdown();
@@ -240,7 +258,10 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       Object.entries(breakdown)
         .map(([k, v]) => `${k} ${v.toLocaleString("en")}`)
         .join(", ") +
-      `); dv=${cfg.dv} dz=${cfg.dz} H=${cfg.hidden} filters=${cfg.filters.join(",")}`,
+      `); dv=${cfg.dv} dz=${cfg.dz} H=${cfg.hidden} filters=${cfg.filters.join(",")}` +
+      ` likelihood=${cfg.likelihood}` +
+      (cfg.likelihood === "gaussian" ? ` (scale ${cfg.gaussianScale ?? "learned"})` : "") +
+      (cfg.standardise ? `, inputs standardised per ${model.standardisation?.mode ?? "pixel"}` : ""),
   );
   log(`data: ${data.name} train ${train.n}, validation ${data.validation.n} (${data.source})`);
   if (semi) {
@@ -263,6 +284,11 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
     const t0 = Date.now();
     // Semi-supervised: an epoch is one pass over the unlabelled rows; each step also takes a
     // labelled batch of the same size, cycling through the (reshuffled) labelled rows.
+    // NOTE, this re-weights J: against the plain sum over the data set (every row once per epoch),
+    // each labelled row is visited N_u * B_l / (B * N_l) times per epoch, so the labelled terms
+    // (L and -log q) carry that factor relative to U: 20x for 100 labels + 2,000 unlabelled,
+    // ~550x for 100 labels on full MNIST. Every mini-batch semi-supervised VAE that draws equal
+    // labelled and unlabelled batches (e.g. Kingma et al. 2014's M2) does the same.
     const epochRows = semi ? unlabelledRows!.length : train.n;
     const progress = o.quiet ? undefined : new Progress(`epoch ${epoch}/${o.epochs}`, epochRows);
     let sumRecon = 0;
@@ -277,8 +303,15 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       rng.shuffle(labOrder);
       let at = 0;
       const Bl = Math.min(bs, labOrder.length);
-      for (let s = 0; s < order.length; s += bs) {
-        const unl = order.subarray(s, Math.min(order.length, s + bs));
+      // Epoch 1 starts with `labelledWarmupSteps` labelled-only steps (empty unlabelled batch).
+      // NOTE, a schedule that re-weights J while it lasts: U has weight 0 during the warm-up.
+      // The objective optimised afterwards is the same J; the warm-up only moves its starting
+      // point (q(y|x) and v first learn from the labels, so that U does not start by pulling
+      // q(y|x) towards the untrained generative model's posterior; see scripts/check-semi-mnist.ts).
+      const warm = epoch === 1 ? (o.labelledWarmupSteps ?? 0) : 0;
+      const none = new Int32Array(0);
+      for (let w = 0, s = 0; s < order.length; w < warm ? w++ : (s += bs)) {
+        const unl = w < warm ? none : order.subarray(s, Math.min(order.length, s + bs));
         if (at + Bl > labOrder.length) {
           rng.shuffle(labOrder);
           at = 0;
@@ -375,7 +408,10 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
             classNames: data.classNames,
             trainSize: train.n,
             valSize: data.validation.n,
-            preprocessing: "pixels / 255",
+            preprocessing: preprocessingText(
+              cfg.standardise ? (model.standardisation?.mode ?? "pixel") : "off",
+            ),
+            ...(o.datasetLoader ? { loader: o.datasetLoader } : {}),
           },
           training: {
             command,
