@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "runs/**", "models/**", "src/generated/**"] },
+  { ignores: ["dist/**", "node_modules/**", "runs/**", ".tmp/**", "models/**", "src/generated/**"] },
   ...tseslint.configs.recommended,
   {
     rules: {

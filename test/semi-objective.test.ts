@@ -2,8 +2,12 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../src/backend/index.js";
-import { semiSupervisedObjective } from "../src/model/objective.js";
-import { classPrior, hideLabels, selectLabelled } from "../src/train/semi.js";
+import { defaultConfig } from "../src/model/config.js";
+import { EquiVAE } from "../src/model/equivae.js";
+import { classTerms, labelledTerms, semiSupervisedObjective } from "../src/model/objective.js";
+import { ComplementarySampler } from "../src/data/sampler.js";
+import { classPrior, hideLabels, makeSemiStep, selectLabelled } from "../src/train/semi.js";
+import { Rng } from "../src/util/rng.js";
 
 before(async () => {
   await initBackend("cpu");
@@ -79,4 +83,101 @@ test("--labels picks a balanced subset with the run's seed; the other labels are
   assert.throws(() => selectLabelled(labels, 10, 1001, 1), /more than the 1000 training images/);
   assert.throws(() => selectLabelled(labels, 10, 55, 1), /split evenly over the 10 classes/);
   assert.throws(() => selectLabelled(labels, 10, 10, 1), /at least 2 per class/);
+});
+
+test("classTerms (q(z|x,v)'s conv stack once per x) equals L(x, y) on K tiled copies, values and gradients", () => {
+  const cfg = defaultConfig({
+    height: 12,
+    width: 12,
+    channels: 1,
+    numClasses: 3,
+    dv: 4,
+    filters: [4, 4, 4, 4, 4],
+    classifier: true,
+  });
+  const model = new EquiVAE(cfg, 3);
+  const [B, K] = [2, 3];
+  const vars = model.params.list();
+  const r = tf.tidy(() => {
+    const x = tf.randomUniform([B, 12, 12, 1], 0, 1, "float32", 1) as tf.Tensor4D;
+    const vK = tf.randomNormal([K, cfg.dv], 0, 1, "float32", 2) as tf.Tensor2D;
+    const eps = tf.randomNormal([B * K, cfg.dz], 0, 1, "float32", 3) as tf.Tensor2D;
+    const shared = () => {
+      const t = classTerms(model, x, vK, eps);
+      return tf.sum(tf.add(t.recon, t.kl)) as tf.Scalar;
+    };
+    const tiled = () => {
+      const xRep = tf.reshape(tf.tile(tf.expandDims(x, 1), [1, K, 1, 1, 1]), [
+        B * K,
+        12,
+        12,
+        1,
+      ]) as tf.Tensor4D;
+      const t = labelledTerms(model, xRep, tf.tile(vK, [B, 1]) as tf.Tensor2D, eps);
+      return tf.sum(tf.add(t.recon, t.kl)) as tf.Scalar;
+    };
+    const a = tf.variableGrads(shared, vars);
+    const b = tf.variableGrads(tiled, vars);
+    let maxRel = 0;
+    for (const k of Object.keys(b.grads)) {
+      const d = tf.max(tf.abs(tf.sub(a.grads[k], b.grads[k]))).dataSync()[0];
+      const m = tf.max(tf.abs(b.grads[k])).dataSync()[0];
+      maxRel = Math.max(maxRel, d / Math.max(m, 1e-6));
+    }
+    // Per-(x, y) values in the [B, K] layout: entry (i, y) is row i*K + y of the tiled batch.
+    const t = classTerms(model, x, vK, eps);
+    const xRep = tf.reshape(tf.tile(tf.expandDims(x, 1), [1, K, 1, 1, 1]), [B * K, 12, 12, 1]) as tf.Tensor4D;
+    const u = labelledTerms(model, xRep, tf.tile(vK, [B, 1]) as tf.Tensor2D, eps);
+    return {
+      a: a.value.dataSync()[0],
+      b: b.value.dataSync()[0],
+      maxRel,
+      shape: t.recon.shape,
+      recon: [Array.from(t.recon.dataSync()), Array.from(u.recon.dataSync())],
+      kl: [Array.from(t.kl.dataSync()), Array.from(u.kl.dataSync())],
+    };
+  });
+  model.dispose();
+  assert.deepEqual(r.shape, [B, K]);
+  assert.ok(Math.abs(r.a - r.b) < 1e-3 * Math.abs(r.b), `${r.a} vs ${r.b}`);
+  for (const [p, q] of [r.recon, r.kl])
+    p.forEach((v, i) => assert.ok(Math.abs(v - q[i]) < 1e-3 * (1 + Math.abs(q[i]))));
+  assert.ok(r.maxRel < 1e-4, `largest relative gradient difference ${r.maxRel}`);
+});
+
+test("a semi-supervised step with an empty unlabelled batch (the warm-up) minimises the labelled terms of J only", () => {
+  const cfg = defaultConfig({
+    height: 12,
+    width: 12,
+    channels: 1,
+    numClasses: 3,
+    dv: 4,
+    filters: [4, 4, 4, 4, 4],
+    classifier: true,
+  });
+  const model = new EquiVAE(cfg, 5);
+  const n = 12;
+  const pixels = new Uint8Array(n * 144);
+  const fill = new Rng(7);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = Math.floor(fill.next() * 256);
+  // Rows 0-5 labelled (two per class), 6-11 unlabelled.
+  const labels = Int32Array.from({ length: n }, (_, i) => (i < 6 ? i % 3 : -1));
+  const set = { pixels, labels, n, height: 12, width: 12, channels: 1 };
+  const sampler = new ComplementarySampler(labels, ["a", "b", "c"]);
+  const step = makeSemiStep(model, tf.train.adam(1e-3), set, sampler, classPrior(labels, 3), {
+    nMax: 1,
+    contextShare: 4,
+  });
+  const warm = step([0, 1, 2, 3], new Int32Array(0), new Rng(1));
+  assert.equal(warm.u, 0);
+  // J / B_l = mean L + mean -log q over the labelled batch.
+  assert.ok(
+    Math.abs(warm.loss - (warm.recon + warm.kl + warm.xent)) < 1e-3 * warm.loss,
+    JSON.stringify(warm),
+  );
+  const before = tf.memory().numTensors; // after Adam has made its slots
+  const full = step([0, 1, 2, 3], [6, 7], new Rng(2));
+  assert.ok(full.u > 0 && Number.isFinite(full.loss));
+  assert.equal(tf.memory().numTensors, before, "no tensors left behind");
+  model.dispose();
 });

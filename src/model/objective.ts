@@ -39,6 +39,39 @@ export function labelledTerms(
 }
 
 /**
+ * L(x, y) for every unlabelled x and every candidate class y: the K terms inside U(x) (Eq. 5-7).
+ * `vK` holds one class embedding per class ([K, dv]); `eps` is [B*K, dz], row i*K + y for
+ * (x_i, y). q(z | x, v)'s conv stack on x does not depend on v, so it runs once per x and its
+ * output is reused for all K classes (K times fewer conv passes than encoding B*K tiled copies;
+ * the same values and gradients up to float rounding). Returns recon and kl, each [B, K].
+ */
+export function classTerms(
+  model: EquiVAE,
+  x: tf.Tensor4D,
+  vK: tf.Tensor2D,
+  eps: tf.Tensor2D,
+): { recon: tf.Tensor2D; kl: tf.Tensor2D } {
+  const B = x.shape[0];
+  const K = vK.shape[0];
+  const rep = <T extends tf.Tensor>(t: T): T =>
+    tf.reshape(tf.tile(tf.expandDims(t, 1), [1, K, ...t.shape.slice(1).map(() => 1)]), [
+      B * K,
+      ...t.shape.slice(1),
+    ]) as T;
+  const hx = rep(model.encodeX(x));
+  const v = tf.tile(vK, [B, 1]) as tf.Tensor2D;
+  const { mu, logvar } = model.encodeHead(hx, v);
+  const z = reparameterise(mu, logvar, eps);
+  const out = model.decode(v, z);
+  const xRep = rep(x) as tf.Tensor4D;
+  const recon = tf.neg(model.likelihood.logProb(xRep, out));
+  return {
+    recon: tf.reshape(recon, [B, K]) as tf.Tensor2D,
+    kl: tf.reshape(gaussianKl(mu, logvar), [B, K]) as tf.Tensor2D,
+  };
+}
+
+/**
  * Supervised training loss: the mean over the batch of L(x, y), with v_y computed from each
  * target's complementary set (context rows + averaging matrix).
  */
