@@ -23,12 +23,13 @@ import {
 } from "../src/model/standardisation.js";
 import { createApp } from "../src/serve/app.js";
 import { encodePng } from "../src/serve/images.js";
-import { loadCheckpoint, readManifest, saveCheckpoint } from "../src/train/checkpoint.js";
+import { loadCheckpoint, readManifest } from "../src/train/checkpoint.js";
 import { resolveLikelihood } from "../src/train/likelihood-options.js";
 import { Rng } from "../src/util/rng.js";
 import { tempDir } from "./helpers/paths.js";
 import { runCli } from "./helpers/cli.js";
 import { readNpy } from "./helpers/embed.js";
+import { perturbBiases, saveRandomCheckpoint, uniform } from "./helpers/random-checkpoint.js";
 
 const TOL = 1e-4;
 
@@ -43,10 +44,6 @@ before(() => {
 after(() => {
   rmSync(root, { recursive: true, force: true });
 });
-
-function uniform(rng: Rng, n: number, lo = 0, hi = 1): Float32Array {
-  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.next());
-}
 
 /** Pixels that survive a PNG round trip exactly: k / 255. */
 function bytesPixels(rng: Rng, n: number): Float32Array {
@@ -86,52 +83,6 @@ function randomStats(rng: Rng, cfg: ModelConfig): StandardisationFile {
     mean: Array.from(uniform(rng, d, 0.2, 0.8)),
     std: Array.from(uniform(rng, d, 0.05, 0.4)),
   };
-}
-
-/** Non-zero biases (and log sigma), so every term is exercised. */
-function perturb(m: EquiVAE, rng: Rng): void {
-  for (const [name, v] of m.params.vars) {
-    if (name.endsWith("/bias") || name.endsWith("log_sigma"))
-      v.assign(tf.tensor(uniform(rng, v.size, -0.2, 0.2), v.shape));
-  }
-}
-
-async function save(dir: string, m: EquiVAE, rng: Rng, classNames: string[]): Promise<void> {
-  const cfg = m.config;
-  await saveCheckpoint(dir, {
-    manifest: {
-      model: cfg,
-      parameterCount: m.parameterCount,
-      parameters: m.parameterBreakdown(),
-      dataset: {
-        name: "random",
-        source: "-",
-        classNames,
-        trainSize: 0,
-        valSize: 0,
-        preprocessing: "-",
-      },
-      training: {
-        command: "test",
-        resumedWith: [],
-        options: {},
-        epochsCompleted: 0,
-        epochsPlanned: 0,
-        backend: "wasm",
-        wallSeconds: 0,
-      },
-      metrics: null,
-    },
-    model: m,
-    centroids: {
-      classNames,
-      dv: cfg.dv,
-      centroids: classNames.map(() => Array.from(uniform(rng, cfg.dv, -1, 1))),
-      counts: classNames.map(() => 1),
-    },
-    state: { epoch: 0, step: 0, wallSeconds: 0 },
-    metricsLines: [],
-  });
 }
 
 const colourCfg = (extra: Partial<Parameters<typeof defaultConfig>[0]> = {}) =>
@@ -314,7 +265,7 @@ test("checkpoint: standardisation.json is saved, listed with its sha256, loaded 
   const stats = randomStats(rng, cfg);
   m.setStandardisation(stats);
   const dir = join(root, "ck-std");
-  await save(dir, m, rng, ["a", "b", "c"]);
+  await saveRandomCheckpoint(dir, m, rng, ["a", "b", "c"]);
   const man = await readManifest(dir);
   assert.ok(man.files["standardisation.json"].sha256.length === 64);
   assert.equal(man.model.standardise, true);
@@ -352,10 +303,10 @@ test("ONNX export of a 32x32x3 Gaussian model matches TF.js within 1e-4 (learned
   for (const [scale, standardise] of cases) {
     const cfg = colourCfg({ gaussianScale: scale, standardise });
     const m = new EquiVAE(cfg, 7);
-    perturb(m, rng);
+    perturbBiases(m, rng);
     if (standardise) m.setStandardisation(randomStats(rng, cfg));
     const dir = join(root, `ck-onnx-${scale}-${standardise}`);
-    await save(dir, m, rng, ["circle", "square", "triangle"]);
+    await saveRandomCheckpoint(dir, m, rng, ["circle", "square", "triangle"]);
     await exportOnnx(dir);
     const man = (await readManifest(dir)) as Awaited<ReturnType<typeof readManifest>> & {
       onnx: { graphs: Record<string, { outputs: Array<{ name: string; shape: unknown[] }> }> };

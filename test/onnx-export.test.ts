@@ -14,12 +14,13 @@ import { exportOnnx } from "../src/export/onnx.js";
 import type { ExportManifest } from "../src/export/manifest.js";
 import { defaultConfig } from "../src/model/config.js";
 import { EquiVAE } from "../src/model/equivae.js";
-import { loadCheckpoint, readManifest, saveCheckpoint } from "../src/train/checkpoint.js";
+import { loadCheckpoint, readManifest } from "../src/train/checkpoint.js";
 import { train } from "../src/train/trainer.js";
 import { loadEngine, type Engine } from "../src/inference/index.js";
 import { Rng } from "../src/util/rng.js";
 import { runCli } from "./helpers/cli.js";
 import { MNIST_DIR, ROOT, tempDir } from "./helpers/paths.js";
+import { perturbBiases, saveRandomCheckpoint, uniform } from "./helpers/random-checkpoint.js";
 
 const TOL = 1e-4;
 const BATCHES = [1, 7, 256];
@@ -80,10 +81,6 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
     if (!(e <= d)) d = e; // NaN propagates
   }
   return d;
-}
-
-function uniform(rng: Rng, n: number, lo = 0, hi = 1): Float32Array {
-  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.next());
 }
 
 function normal(rng: Rng, n: number): Float32Array {
@@ -274,45 +271,10 @@ test("a 32x32x3 model exports and matches TF.js within 1e-4 on random inputs", a
   const m = new EquiVAE(cfg, 7);
   // Non-zero biases, so that bias handling is exercised too.
   const rng = new Rng(8);
-  for (const [name, v] of m.params.vars) {
-    if (name.endsWith("/bias")) v.assign(tf.tensor(uniform(rng, v.size, -0.2, 0.2), v.shape));
-  }
+  perturbBiases(m, rng);
   const d32 = join(root, "ck32");
   const names = range(0, 10).map(String);
-  await saveCheckpoint(d32, {
-    manifest: {
-      model: cfg,
-      parameterCount: m.parameterCount,
-      parameters: m.parameterBreakdown(),
-      dataset: {
-        name: "random",
-        source: "-",
-        classNames: names,
-        trainSize: 0,
-        valSize: 0,
-        preprocessing: "-",
-      },
-      training: {
-        command: "test",
-        resumedWith: [],
-        options: {},
-        epochsCompleted: 0,
-        epochsPlanned: 0,
-        backend: "wasm",
-        wallSeconds: 0,
-      },
-      metrics: null,
-    },
-    model: m,
-    centroids: {
-      classNames: names,
-      dv: cfg.dv,
-      centroids: names.map(() => Array.from(uniform(rng, cfg.dv, -1, 1))),
-      counts: names.map(() => 1),
-    },
-    state: { epoch: 0, step: 0, wallSeconds: 0 },
-    metricsLines: [],
-  });
+  await saveRandomCheckpoint(d32, m, rng, names);
   await exportOnnx(d32);
   const engine = await loadEngine(d32, { engine: "onnx", threads: 1 });
   try {

@@ -85,8 +85,9 @@ test("--labels picks a balanced subset with the run's seed; the other labels are
   assert.throws(() => selectLabelled(labels, 10, 10, 1), /at least 2 per class/);
 });
 
-test("classTerms (q(z|x,v)'s conv stack once per x) equals L(x, y) on K tiled copies, values and gradients", () => {
-  const cfg = defaultConfig({
+/** A 12x12, K = 3 semi-supervised model small enough to check values and gradients exactly. */
+function tinySemiConfig() {
+  return defaultConfig({
     height: 12,
     width: 12,
     channels: 1,
@@ -95,6 +96,10 @@ test("classTerms (q(z|x,v)'s conv stack once per x) equals L(x, y) on K tiled co
     filters: [4, 4, 4, 4, 4],
     classifier: true,
   });
+}
+
+test("classTerms (q(z|x,v)'s conv stack once per x) equals L(x, y) on K tiled copies, values and gradients", () => {
+  const cfg = tinySemiConfig();
   const model = new EquiVAE(cfg, 3);
   const [B, K] = [2, 3];
   const vars = model.params.list();
@@ -146,15 +151,7 @@ test("classTerms (q(z|x,v)'s conv stack once per x) equals L(x, y) on K tiled co
 });
 
 test("a semi-supervised step with an empty unlabelled batch (the warm-up) minimises the labelled terms of J only", () => {
-  const cfg = defaultConfig({
-    height: 12,
-    width: 12,
-    channels: 1,
-    numClasses: 3,
-    dv: 4,
-    filters: [4, 4, 4, 4, 4],
-    classifier: true,
-  });
+  const cfg = tinySemiConfig();
   const model = new EquiVAE(cfg, 5);
   const n = 12;
   const pixels = new Uint8Array(n * 144);
