@@ -90,6 +90,24 @@ test("a bad --labels budget is one clear line", () => {
   assertOneLineError(train("15"), /--labels 15: .* split evenly over the 10 classes .* at least 2 per class/);
   assertOneLineError(train("10"), /--labels 10: .* at least 2 per class \(a multiple of 10, >= 20\)/);
   assertOneLineError(train("x"), /--labels must be a positive integer or 'all'/);
+  assertOneLineError(
+    runCli(["train", "--data-dir", dir, "--out", join(tempDir(), "w"), "--labelled-warmup-steps", "5"]),
+    /--labelled-warmup-steps needs --labels N/,
+  );
+  assertOneLineError(
+    runCli([
+      "train",
+      "--data-dir",
+      dir,
+      "--out",
+      join(tempDir(), "w"),
+      "--labels",
+      "20",
+      "--labelled-warmup-steps",
+      "x",
+    ]),
+    /--labelled-warmup-steps must be an integer >= 0/,
+  );
   // 9s are rare: 3 per class is more than class 9 has.
   const skewed = dataset(5100, (i) => (i >= 5000 && i < 5002 ? 9 : i % 9));
   assertOneLineError(
