@@ -67,6 +67,7 @@ const EVAL_USAGE = `equivae eval <checkpoint> [options]
   --train-size N            training images for the classifiers (default: as the checkpoint)
   --limit N                 evaluate only the first N images of the split
   --out FILE                where to write the JSON result (default: <checkpoint>/eval.json)
+  --seed N                  seed of the two classifiers' initial weights, dropout and shuffling (default: 1)
   --backend NAME            tensorflow | wasm | cpu (default: the fastest available)`;
 
 const EXPORT_USAGE = `equivae export <checkpoint>
@@ -358,6 +359,7 @@ async function cmdEval(argv: string[]): Promise<void> {
       "train-size": { type: "string" },
       limit: { type: "string" },
       out: { type: "string" },
+      seed: { type: "string" },
       backend: { type: "string" },
     },
     true,
@@ -372,6 +374,7 @@ async function cmdEval(argv: string[]): Promise<void> {
   const vEpochs = int(v["v-epochs"], "v-epochs", 20, 0);
   const benchEpochs = int(v["benchmark-epochs"], "benchmark-epochs", 5, 0);
   const limit = v.limit === undefined ? undefined : int(v.limit, "limit", 1);
+  const seed = int(v.seed, "seed", 1, 0);
 
   const { readManifest, loadCheckpoint } = await import("./train/checkpoint.js");
   const m = await readManifest(dir);
@@ -413,6 +416,7 @@ async function cmdEval(argv: string[]): Promise<void> {
   const r = await evaluate(ck.model, ck.centroids, data.train, evalSet, split, {
     vClassifierEpochs: vEpochs,
     benchmarkEpochs: benchEpochs,
+    seed,
     ...(ck.labelled ? { labelled: ck.labelled } : {}),
   });
   const pct = (x: number | null) => (x === null ? "skipped" : `${(x * 100).toFixed(2)}%`);

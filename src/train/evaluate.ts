@@ -7,6 +7,7 @@ import { subset } from "../data/dataset.js";
 import { centroidMatrix, type Centroids, type LabelledSubset } from "./checkpoint.js";
 import { embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
 import { predictClassifier } from "./semi.js";
+import { mixSeed, withSeededMathRandom } from "../util/rng.js";
 
 export interface EvalOptions {
   /** Epochs for the small neural classifier on v (0 skips it). */
@@ -19,6 +20,11 @@ export interface EvalOptions {
    * benchmark) are then trained on these rows only, and q(y | x)'s error is reported too.
    */
   labelled?: LabelledSubset;
+  /**
+   * Seed of the two trained classifiers' initial weights, dropout masks and shuffling (default 1),
+   * so eval's numbers repeat on the same backend.
+   */
+  seed?: number;
 }
 
 export interface EvalResult {
@@ -114,6 +120,7 @@ export async function evaluate(
   const log = o.log ?? ((l: string) => console.log(l));
   const cfg = model.config;
   const k = cfg.numClasses;
+  const seed = o.seed ?? 1;
   if (o.labelled) {
     // Only the labelled rows may train anything (using the hidden labels would cheat).
     train = subset(train, o.labelled.rows);
@@ -131,30 +138,31 @@ export async function evaluate(
   let vClassifierError: number | null = null;
   if (o.vClassifierEpochs > 0) {
     const vTrain = embedInvariant(model, train);
-    const clf = tf.sequential();
-    for (const l of head(k, [cfg.dv])) clf.add(l);
     const xTr = tf.tensor2d(vTrain, [train.n, cfg.dv]);
     const xTe = tf.tensor2d(vTest, [test.n, cfg.dv]);
-    vClassifierError = await fitAndTest(
-      clf,
-      xTr,
-      train.labels,
-      xTe,
-      test.labels,
-      k,
-      o.vClassifierEpochs,
-      o.labelled ? 32 : 128,
-      log,
-      "classifier on v",
-    );
+    // Built inside: the layers draw their initial weights when added.
+    vClassifierError = await withSeededMathRandom(mixSeed(seed, 1), () => {
+      const clf = tf.sequential();
+      for (const l of head(k, [cfg.dv])) clf.add(l);
+      return fitAndTest(
+        clf,
+        xTr,
+        train.labels,
+        xTe,
+        test.labels,
+        k,
+        o.vClassifierEpochs,
+        o.labelled ? 32 : 128,
+        log,
+        "classifier on v",
+      ).finally(() => clf.dispose());
+    });
     tf.dispose([xTr, xTe]);
-    clf.dispose();
     log(`neural classifier on v, error on ${split}: ${(vClassifierError * 100).toFixed(2)}%`);
   }
 
   let benchmarkError: number | null = null;
   if (o.benchmarkEpochs > 0) {
-    const clf = benchmarkClassifier(cfg);
     // The benchmark sees the same input as the model: standardised when the model is.
     const input = (set: ImageSet) =>
       tf.tidy(() =>
@@ -164,20 +172,22 @@ export async function evaluate(
       );
     const xTr = input(train);
     const xTe = input(test);
-    benchmarkError = await fitAndTest(
-      clf,
-      xTr,
-      train.labels,
-      xTe,
-      test.labels,
-      k,
-      o.benchmarkEpochs,
-      o.labelled ? 32 : 64,
-      log,
-      "benchmark",
-    );
+    benchmarkError = await withSeededMathRandom(mixSeed(seed, 2), () => {
+      const clf = benchmarkClassifier(cfg);
+      return fitAndTest(
+        clf,
+        xTr,
+        train.labels,
+        xTe,
+        test.labels,
+        k,
+        o.benchmarkEpochs,
+        o.labelled ? 32 : 64,
+        log,
+        "benchmark",
+      ).finally(() => clf.dispose());
+    });
     tf.dispose([xTr, xTe]);
-    clf.dispose();
     log(`benchmark classifier, error on ${split}: ${(benchmarkError * 100).toFixed(2)}%`);
   }
   return {
@@ -191,6 +201,7 @@ export async function evaluate(
       vClassifierEpochs: o.vClassifierEpochs,
       benchmarkEpochs: o.benchmarkEpochs,
       dropout: DROPOUT,
+      seed,
       ...(o.labelled ? { labelledRows: o.labelled.rows.length, classifierTrainRows: "labelled only" } : {}),
     },
   };

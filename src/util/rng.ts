@@ -87,3 +87,20 @@ export function normals(rng: Rng, n: number): Float32Array {
   }
   return out;
 }
+
+/**
+ * Runs `fn` with Math.random replaced by Rng(seed), then restores it. TF.js layers draw initial
+ * weights (tf.randomUniform without a seed seeds itself from Math.random), dropout masks and
+ * fit()'s shuffling from Math.random, so a classifier built and trained inside is reproducible
+ * on a given backend. Nothing else may run concurrently that expects the real Math.random.
+ */
+export async function withSeededMathRandom<T>(seed: number, fn: () => Promise<T>): Promise<T> {
+  const random = Math.random;
+  const rng = new Rng(seed);
+  Math.random = () => rng.next();
+  try {
+    return await fn();
+  } finally {
+    Math.random = random;
+  }
+}
