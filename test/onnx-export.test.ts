@@ -18,6 +18,8 @@ import { loadCheckpoint, readManifest } from "../src/train/checkpoint.js";
 import { train } from "../src/train/trainer.js";
 import { loadEngine, type Engine } from "../src/inference/index.js";
 import { Rng } from "../src/util/rng.js";
+import request from "supertest";
+import { createApp } from "../src/serve/app.js";
 import { runCli } from "./helpers/cli.js";
 import { MNIST_DIR, ROOT, tempDir } from "./helpers/paths.js";
 import { perturbBiases, saveRandomCheckpoint, uniform } from "./helpers/random-checkpoint.js";
@@ -536,6 +538,23 @@ test("a semi-supervised checkpoint carries classifier.onnx: q(y|x) agrees with T
       }
     }
     console.log(`max |ONNX - TF.js| for q(y|x):\n  ${results.join("\n  ")}`);
+
+    // Over HTTP: /v1/models lists posterior, and /classify method=posterior returns q(y|x)'s labels.
+    const app = createApp(onnx, { log: () => {} });
+    assert.equal(await app.ready, true);
+    const info = (await request(app).get("/v1/models").expect(200)).body.models[0];
+    assert.deepEqual(info.classify_methods, ["centroid", "posterior"]);
+    assert.equal(info.likelihood, "bernoulli");
+    const k = 4;
+    const x = batchPixels(data.validation, range(0, k));
+    const pixels = Array.from({ length: k }, (_, i) => Array.from(x.subarray(i * 784, (i + 1) * 784)));
+    const res = await request(app).post("/classify").send({ pixels, method: "posterior" }).expect(200);
+    assert.equal(res.body.method, "posterior");
+    const expected = await onnx.classifyPosterior(x, k, 1);
+    assert.deepEqual(
+      res.body.predictions.map((p: { label: number }) => p.label),
+      expected.map((row) => row[0].label),
+    );
   } finally {
     await onnx.dispose();
     await tfjs.dispose();

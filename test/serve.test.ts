@@ -73,6 +73,9 @@ test("health, readiness, models, spec, docs", async () => {
     assert.deepEqual(m.classes, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
     assert.deepEqual(m.input, { height: 28, width: 28, channels: 1 });
     assert.equal(m.dv, 16);
+    assert.equal(m.likelihood, "bernoulli");
+    assert.equal(m.standardised, false);
+    assert.deepEqual(m.classify_methods, ["centroid"]);
     assert.deepEqual(m.limits, {
       max_body_bytes: 8388608,
       max_images: 64,

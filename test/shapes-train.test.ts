@@ -130,6 +130,8 @@ test("served: /classify names a folder class (mostly the right one), /generate d
   const models = (await request(app).get("/v1/models").expect(200)).body.models[0];
   assert.deepEqual(models.classes, ["circle", "square", "triangle"]);
   assert.deepEqual(models.input, { height: 32, width: 32, channels: 3 });
+  assert.equal(models.likelihood, "gaussian");
+  assert.equal(models.standardised, true);
 
   let correct = 0;
   const names = ["circle", "square", "triangle"];

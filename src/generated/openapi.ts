@@ -407,6 +407,15 @@ export interface components {
             dv: number;
             dz: number;
             classes: string[];
+            /**
+             * @description p(x | v, z) of the model; /generate returns its mean (Bernoulli probabilities or Gaussian means).
+             * @enum {string}
+             */
+            likelihood: "bernoulli" | "gaussian";
+            /** @description The model standardises its input internally (statistics of its training split). Clients always send [0, 1] pixels either way. */
+            standardised: boolean;
+            /** @description The `method`s /classify accepts for this model (posterior needs a semi-supervised model). */
+            classify_methods: ("centroid" | "posterior")[];
             metrics?: {
                 [key: string]: unknown;
             } | null;

@@ -197,6 +197,9 @@ export function createApp(engine: Engine, options: ServeOptions = {}): ServeApp 
       dv: c.dv,
       dz: c.dz,
       classes: engine.classNames,
+      likelihood: c.likelihood,
+      standardised: c.standardise === true,
+      classify_methods: engine.hasPosterior ? ["centroid", "posterior"] : ["centroid"],
       metrics: (m.metrics ?? null) as Record<string, unknown> | null,
       limits: {
         max_body_bytes: limits.maxBodyBytes,

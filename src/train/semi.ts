@@ -113,7 +113,7 @@ export function makeSemiStep(
   train: ImageSet,
   sampler: ComplementarySampler,
   prior: number[],
-  o: { nMax: number; contextShare: number },
+  o: { nMax: number; contextShare: number; unlabelledContext?: number | "all" },
 ): (labelled: ArrayLike<number>, unlabelled: ArrayLike<number>, rng: Rng) => SemiStepResult {
   const cfg = model.config;
   const K = cfg.numClasses;
@@ -129,9 +129,13 @@ export function makeSemiStep(
     const { rows, sets } = sampler.batchContexts(labBatch, train.labels, n, o.contextShare, rng);
     // One pool per class for the unlabelled batch: they are not labelled rows, so nothing to exclude.
     // An empty unlabelled batch (a labelled-only step) needs none.
+    // Its size: the step's n (default), a fixed k, or every labelled member ("all": no draw).
     for (let y = 0; y < (Bu > 0 ? K : 0); y++) {
       const members = sampler.byClass[y];
-      const pool = rng.sample(members, Math.min(n, members.length));
+      const pool =
+        o.unlabelledContext === "all"
+          ? Array.from(members)
+          : rng.sample(members, Math.min(o.unlabelledContext ?? n, members.length));
       const base = rows.length;
       rows.push(...pool);
       sets.push(pool.map((_, j) => base + j));
