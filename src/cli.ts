@@ -50,6 +50,8 @@ const TRAIN_USAGE = `equivae train [options]
                             images per class, chosen with --seed; the rest of the training split is used
                             unlabelled. The paper: --dv 8, 20/25/30/35 epochs for 100/600/1000/3000 labels
   --labelled-warmup-steps N with --labels: start with N labelled-only steps before U(x) joins (default: 0)
+  --unlabelled-context N|all with --labels: U(x)'s v_y from a pool of N labelled members of class y, or
+                            all of them (default: a pool of the step's n ~ U{1..n-max})
   --train-size N            use only the first N training images (quick runs)
   --val-size N              use only the first N validation images
   --backend NAME            tensorflow | wasm | cpu (default: the fastest available)
@@ -68,6 +70,8 @@ const EVAL_USAGE = `equivae eval <checkpoint> [options]
   --limit N                 evaluate only the first N images of the split
   --out FILE                where to write the JSON result (default: <checkpoint>/eval.json)
   --seed N                  seed of the two classifiers' initial weights, dropout and shuffling (default: 1)
+  --record                  also record the result in the checkpoint's manifest.json ('evaluation', shown by
+                            GET /v1/models); the checkpoint's files and their sha256 are not touched
   --backend NAME            tensorflow | wasm | cpu (default: the fastest available)`;
 
 const EXPORT_USAGE = `equivae export <checkpoint>
@@ -212,6 +216,7 @@ async function cmdTrain(argv: string[]): Promise<void> {
       seed: { type: "string" },
       labels: { type: "string" },
       "labelled-warmup-steps": { type: "string" },
+      "unlabelled-context": { type: "string" },
       "train-size": { type: "string" },
       "val-size": { type: "string" },
       backend: { type: "string" },
@@ -269,10 +274,19 @@ async function cmdTrain(argv: string[]): Promise<void> {
       v["labelled-warmup-steps"] === undefined
         ? undefined
         : int(v["labelled-warmup-steps"], "labelled-warmup-steps", 0, 0),
+    unlabelledContext:
+      v["unlabelled-context"] === undefined
+        ? undefined
+        : v["unlabelled-context"] === "all"
+          ? ("all" as const)
+          : int(v["unlabelled-context"], "unlabelled-context", 1, 1),
     ...likelihoodOpts,
   };
   if (opts.labelledWarmupSteps !== undefined && labels === undefined) {
     throw new UserError("--labelled-warmup-steps needs --labels N (it is about semi-supervised runs)");
+  }
+  if (opts.unlabelledContext !== undefined && labels === undefined) {
+    throw new UserError("--unlabelled-context needs --labels N (it is about semi-supervised runs)");
   }
   const { checkBackendName } = await import("./backend/names.js");
   checkBackendName(v.backend as string | undefined);
@@ -360,6 +374,7 @@ async function cmdEval(argv: string[]): Promise<void> {
       limit: { type: "string" },
       out: { type: "string" },
       seed: { type: "string" },
+      record: { type: "boolean" },
       backend: { type: "string" },
     },
     true,
@@ -439,6 +454,21 @@ async function cmdEval(argv: string[]): Promise<void> {
   };
   writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
   console.log(`\nwrote ${out}`);
+  if (v.record) {
+    const { recordEvaluation } = await import("./export/manifest.js");
+    await recordEvaluation(dir, {
+      command: commandLine(),
+      split,
+      n: r.n,
+      centroidError: r.centroidError,
+      vClassifierError: r.vClassifierError,
+      benchmarkError: r.benchmarkError,
+      posteriorError: r.posteriorError,
+      backend: backend.name,
+      time: result.time,
+    });
+    console.log(`recorded the result in ${join(dir, "manifest.json")} (evaluation)`);
+  }
   ck.model.dispose();
 }
 

@@ -11,6 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { readManifest } from "../src/train/checkpoint.js";
 import { runCli } from "./helpers/cli.js";
 import { MNIST_DIR, tempDir } from "./helpers/paths.js";
 
@@ -21,7 +22,7 @@ const TEST_THRESHOLD = 0.12;
 test(
   "4 epochs on 12,000 MNIST images: validation nearest-centroid error < 9%, and eval works",
   { timeout: 1_200_000 },
-  () => {
+  async () => {
     const out = join(tempDir(), "mnist-ci");
     const r = runCli(
       [
@@ -83,6 +84,7 @@ test(
       "1",
       "--backend",
       "wasm",
+      "--record",
     ]);
     assert.equal(e.code, 0, e.stderr);
     assert.match(e.stdout, /\| nearest centroid on v \| \d+\.\d\d% \|/);
@@ -94,5 +96,10 @@ test(
     );
     assert.ok(ev.centroidError < TEST_THRESHOLD, `test centroid error ${ev.centroidError}`);
     assert.ok(ev.vClassifierError < 0.5 && ev.benchmarkError < 0.9);
+    // --record: the same numbers in the manifest, whose file hashes still verify.
+    const m = await readManifest(out);
+    assert.match(m.evaluation!.command, /^equivae eval .* --record$/);
+    for (const k of ["split", "n", "centroidError", "vClassifierError", "benchmarkError"] as const)
+      assert.equal(m.evaluation![k], ev[k], k);
   },
 );

@@ -1,6 +1,6 @@
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
-import { FILES, type Manifest } from "../train/checkpoint.js";
+import { FILES, type Manifest, type RecordedEvaluation } from "../train/checkpoint.js";
 import { UserError } from "../util/errors.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import type { TensorSpec } from "./onnx-builder.js";
@@ -50,4 +50,20 @@ export async function recordOnnxExport(
   m.onnx = onnx;
   await writeFileAtomic(path, JSON.stringify(m, null, 2) + "\n");
   return m;
+}
+
+/**
+ * Records a held-out evaluation in manifest.json's `evaluation` (replacing a previous one),
+ * atomically like the ONNX record. Nothing else in the manifest changes.
+ */
+export async function recordEvaluation(dir: string, evaluation: RecordedEvaluation): Promise<void> {
+  const path = join(dir, FILES.manifest);
+  let m: ExportManifest;
+  try {
+    m = JSON.parse(await fsp.readFile(path, "utf8")) as ExportManifest;
+  } catch (e) {
+    throw new UserError(`${path}: cannot update (${(e as Error).message})`);
+  }
+  m.evaluation = evaluation;
+  await writeFileAtomic(path, JSON.stringify(m, null, 2) + "\n");
 }

@@ -416,7 +416,12 @@ export interface components {
             standardised: boolean;
             /** @description The `method`s /classify accepts for this model (posterior needs a semi-supervised model). */
             classify_methods: ("centroid" | "posterior")[];
+            /** @description The last training epoch's metrics (ELBO, reconstruction, KL, validation error). */
             metrics?: {
+                [key: string]: unknown;
+            } | null;
+            /** @description The held-out evaluation recorded by `equivae eval --record` (split, n, the error rates as fractions, the command), or null if none was recorded. */
+            evaluation?: {
                 [key: string]: unknown;
             } | null;
             limits: components["schemas"]["Limits"];

@@ -201,6 +201,7 @@ export function createApp(engine: Engine, options: ServeOptions = {}): ServeApp 
       standardised: c.standardise === true,
       classify_methods: engine.hasPosterior ? ["centroid", "posterior"] : ["centroid"],
       metrics: (m.metrics ?? null) as Record<string, unknown> | null,
+      evaluation: (m.evaluation ?? null) as Record<string, unknown> | null,
       limits: {
         max_body_bytes: limits.maxBodyBytes,
         max_images: limits.maxImages,

@@ -100,8 +100,23 @@ export interface Manifest {
   training: TrainingInfo;
   /** The last completed epoch's metrics. */
   metrics: EpochMetrics | null;
+  /** A held-out evaluation recorded by `equivae eval --record` (absent until then). */
+  evaluation?: RecordedEvaluation;
   /** sha256 and size of every other file in the directory. */
   files: Record<string, { sha256: string; bytes: number }>;
+}
+
+/** `equivae eval --record`'s result, kept in manifest.json (error rates as fractions). */
+export interface RecordedEvaluation {
+  command: string;
+  split: string;
+  n: number;
+  centroidError: number;
+  vClassifierError: number | null;
+  benchmarkError: number | null;
+  posteriorError: number | null;
+  backend: string;
+  time: string;
 }
 
 export interface Centroids {

@@ -73,6 +73,12 @@ export function classPrior(labels: Int32Array, numClasses: number): number[] {
   return c.map((k) => k / n);
 }
 
+/** Identity forward, zero gradient (TF.js has no stop_gradient op). */
+const stopGradient = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+  value: (args[0] as tf.Tensor).clone(),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+})) as unknown as <T extends tf.Tensor>(x: T) => T;
+
 /** Inverted-dropout mask values (0 or 1/keep) from the seeded Rng. */
 function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
   const keep = 1 - rate;
@@ -114,7 +120,12 @@ export function makeSemiStep(
   sampler: ComplementarySampler,
   prior: number[],
   o: { nMax: number; contextShare: number; unlabelledContext?: number | "all" },
-): (labelled: ArrayLike<number>, unlabelled: ArrayLike<number>, rng: Rng) => SemiStepResult {
+): (
+  labelled: ArrayLike<number>,
+  unlabelled: ArrayLike<number>,
+  rng: Rng,
+  uTrainsQ?: boolean,
+) => SemiStepResult {
   const cfg = model.config;
   const K = cfg.numClasses;
   const [H, W, C] = [cfg.height, cfg.width, cfg.channels];
@@ -122,7 +133,7 @@ export function makeSemiStep(
   const [u1, u2] = CLASSIFIER_UNITS;
   // A class absent from the labelled set has p(y) = 0: log 0 would poison U, so clamp.
   const logPrior = prior.map((p) => Math.log(Math.max(p, 1e-12)));
-  return (labBatch, unlBatch, rng) => {
+  return (labBatch, unlBatch, rng, uTrainsQ = true) => {
     const Bl = labBatch.length;
     const Bu = unlBatch.length;
     const n = rng.int(1, o.nMax);
@@ -171,7 +182,10 @@ export function makeSemiStep(
             labelledL: tf.add(tL.recon, tL.kl),
             labelledLogQ: tf.sum(tf.mul(tf.slice(logq, [0, 0], [Bl, K]), oneHot), 1),
             unlabelledL: tf.add(tU.recon, tU.kl),
-            unlabelledLogQ: tf.slice(logq, [Bl, 0], [Bu, K]),
+            // uTrainsQ false: U's gradient reaches the generative model only (q(y|x) held fixed in U).
+            unlabelledLogQ: uTrainsQ
+              ? tf.slice(logq, [Bl, 0], [Bu, K])
+              : stopGradient(tf.slice(logq, [Bl, 0], [Bu, K])),
             logPrior: lp,
           });
           parts = [

@@ -72,6 +72,12 @@ export interface TrainOptions extends LikelihoodOptions {
    * does not yet make q(y|x) beat the benchmark classifier reliably (scripts/check-semi-mnist.ts).
    */
   labelledWarmupSteps?: number;
+  /**
+   * Semi-supervised only: the size of the labelled context pool of each class from which U(x)'s
+   * v_y is computed. Undefined: the step's n ~ U{1..nMax} (one pool per class, shared by the
+   * unlabelled batch); a number k: min(k, class size); "all": every labelled member of the class.
+   */
+  unlabelledContext?: number | "all";
 }
 
 /** Where `train` keeps the best-by-validation checkpoint of the run in `out`. */
@@ -157,6 +163,7 @@ const FIXED_ON_RESUME = [
   "learningRate",
   "labels",
   "labelledWarmupSteps",
+  "unlabelledContext",
 ] as const;
 
 /**
