@@ -76,6 +76,8 @@ test("health, readiness, models, spec, docs", async () => {
     assert.equal(m.likelihood, "bernoulli");
     assert.equal(m.standardised, false);
     assert.deepEqual(m.classify_methods, ["centroid"]);
+    assert.equal(m.evaluation.split, "test");
+    assert.equal(m.evaluation.n, 10000);
     assert.deepEqual(m.limits, {
       max_body_bytes: 8388608,
       max_images: 64,

@@ -24,6 +24,10 @@ test("models/mnist: nearest-centroid test error matches its eval.json within 0.0
   // The manifest says how the weights were made: the project's own training command.
   assert.match(m.training.command, /^equivae train --dataset mnist /);
   assert.ok(m.metrics && m.metrics.epoch === m.training.epochsCompleted);
+  // ...and its measured test error, recorded by `equivae eval --record`, the same as eval.json's.
+  assert.match(m.evaluation!.command, /^equivae eval models\/mnist --split test .*--record/);
+  for (const k of ["split", "n", "centroidError", "vClassifierError", "benchmarkError"] as const)
+    assert.equal(m.evaluation![k], stated[k], k);
 
   const test = loadIdxDataset("mnist", {
     dataDir: MNIST_DIR,
