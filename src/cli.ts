@@ -43,7 +43,9 @@ const TRAIN_USAGE = `equivae train [options]
   --batch-size N            initial batch size (default: 32)
   --batch-double-every E    double the batch size every E epochs, 0 = never (default: 10)
   --max-batch-size N        cap for the doubling (default: 256)
-  --context-share N         targets of one class sharing one context pool per step (default: 4)
+  --context-share N         targets of one class sharing one context pool per step; 1 = every target draws
+                            its own set, as in the paper (default: 1; 4 trains ~25% more images/s on
+                            tensorflow, ~60% on wasm, but reached 1.76% against 1.37% MNIST test error)
   --lr X                    Adam learning rate (default: 0.001)
   --seed N                  random seed (default: 1)
   --labels N|all            label budget (default: all). N: semi-supervised (Eq. 5-7) with N/K labelled
@@ -261,7 +263,7 @@ async function cmdTrain(argv: string[]): Promise<void> {
     batchSize: int(v["batch-size"], "batch-size", 32),
     batchDoubleEvery: int(v["batch-double-every"], "batch-double-every", 10, 0),
     maxBatchSize: int(v["max-batch-size"], "max-batch-size", 256),
-    contextShare: int(v["context-share"], "context-share", 4),
+    contextShare: int(v["context-share"], "context-share", 1),
     learningRate: num(v.lr, "lr", 1e-3),
     seed: int(v.seed, "seed", 1, 0),
     resume: Boolean(v.resume),
