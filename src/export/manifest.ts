@@ -37,19 +37,12 @@ export async function recordOnnxExport(
   files: Record<string, { sha256: string; bytes: number }>,
   onnx: OnnxSection,
 ): Promise<ExportManifest> {
-  const path = join(dir, FILES.manifest);
-  let m: ExportManifest;
-  try {
-    m = JSON.parse(await fsp.readFile(path, "utf8")) as ExportManifest;
-  } catch (e) {
-    throw new UserError(`${path}: cannot update (${(e as Error).message})`);
-  }
-  const previous = new Set(Object.values(m.onnx?.graphs ?? {}).map((g) => g.file));
-  const kept = Object.entries(m.files ?? {}).filter(([name]) => !previous.has(name) && !(name in files));
-  m.files = Object.fromEntries([...kept, ...Object.entries(files)].sort(([a], [b]) => a.localeCompare(b)));
-  m.onnx = onnx;
-  await writeFileAtomic(path, JSON.stringify(m, null, 2) + "\n");
-  return m;
+  return updateManifest(dir, (m) => {
+    const previous = new Set(Object.values(m.onnx?.graphs ?? {}).map((g) => g.file));
+    const kept = Object.entries(m.files ?? {}).filter(([name]) => !previous.has(name) && !(name in files));
+    m.files = Object.fromEntries([...kept, ...Object.entries(files)].sort(([a], [b]) => a.localeCompare(b)));
+    m.onnx = onnx;
+  });
 }
 
 /**
@@ -57,6 +50,13 @@ export async function recordOnnxExport(
  * atomically like the ONNX record. Nothing else in the manifest changes.
  */
 export async function recordEvaluation(dir: string, evaluation: RecordedEvaluation): Promise<void> {
+  await updateManifest(dir, (m) => {
+    m.evaluation = evaluation;
+  });
+}
+
+/** Reads manifest.json, applies `change`, and replaces the file atomically (temp file, fsync, rename). */
+async function updateManifest(dir: string, change: (m: ExportManifest) => void): Promise<ExportManifest> {
   const path = join(dir, FILES.manifest);
   let m: ExportManifest;
   try {
@@ -64,6 +64,7 @@ export async function recordEvaluation(dir: string, evaluation: RecordedEvaluati
   } catch (e) {
     throw new UserError(`${path}: cannot update (${(e as Error).message})`);
   }
-  m.evaluation = evaluation;
+  change(m);
   await writeFileAtomic(path, JSON.stringify(m, null, 2) + "\n");
+  return m;
 }

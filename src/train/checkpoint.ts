@@ -106,15 +106,20 @@ export interface Manifest {
   files: Record<string, { sha256: string; bytes: number }>;
 }
 
-/** `equivae eval --record`'s result, kept in manifest.json (error rates as fractions). */
-export interface RecordedEvaluation {
-  command: string;
+/** Held-out error rates (fractions) as `equivae eval` measures them; null = not measured. */
+export interface EvalErrors {
   split: string;
   n: number;
   centroidError: number;
   vClassifierError: number | null;
   benchmarkError: number | null;
+  /** q(y | x)'s error (semi-supervised checkpoints; null otherwise). */
   posteriorError: number | null;
+}
+
+/** `equivae eval --record`'s result, kept in manifest.json. */
+export interface RecordedEvaluation extends EvalErrors {
+  command: string;
   backend: string;
   time: string;
 }

@@ -4,7 +4,7 @@ import { batchPixels } from "../data/dataset.js";
 import type { ModelConfig } from "../model/config.js";
 import type { EquiVAE } from "../model/equivae.js";
 import { subset } from "../data/dataset.js";
-import { centroidMatrix, type Centroids, type LabelledSubset } from "./checkpoint.js";
+import { centroidMatrix, type Centroids, type EvalErrors, type LabelledSubset } from "./checkpoint.js";
 import { embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
 import { predictClassifier } from "./semi.js";
 import { mixSeed, withSeededMathRandom } from "../util/rng.js";
@@ -27,14 +27,7 @@ export interface EvalOptions {
   seed?: number;
 }
 
-export interface EvalResult {
-  split: string;
-  n: number;
-  centroidError: number;
-  vClassifierError: number | null;
-  benchmarkError: number | null;
-  /** q(y | x)'s error (semi-supervised checkpoints; null otherwise). */
-  posteriorError: number | null;
+export interface EvalResult extends EvalErrors {
   details: Record<string, unknown>;
 }
 
@@ -121,6 +114,25 @@ export async function evaluate(
   const cfg = model.config;
   const k = cfg.numClasses;
   const seed = o.seed ?? 1;
+  /**
+   * Builds (inside: layers draw their initial weights when added) and trains a classifier on the
+   * training split with Math.random seeded from (seed, tag); its error on the evaluated split.
+   */
+  const fit = (
+    tag: number,
+    name: string,
+    batchSize: number,
+    epochs: number,
+    xTr: tf.Tensor,
+    xTe: tf.Tensor,
+    build: () => tf.Sequential,
+  ) =>
+    withSeededMathRandom(mixSeed(seed, tag), () => {
+      const clf = build();
+      return fitAndTest(clf, xTr, train.labels, xTe, test.labels, k, epochs, batchSize, log, name).finally(
+        () => clf.dispose(),
+      );
+    });
   if (o.labelled) {
     // Only the labelled rows may train anything (using the hidden labels would cheat).
     train = subset(train, o.labelled.rows);
@@ -140,23 +152,19 @@ export async function evaluate(
     const vTrain = embedInvariant(model, train);
     const xTr = tf.tensor2d(vTrain, [train.n, cfg.dv]);
     const xTe = tf.tensor2d(vTest, [test.n, cfg.dv]);
-    // Built inside: the layers draw their initial weights when added.
-    vClassifierError = await withSeededMathRandom(mixSeed(seed, 1), () => {
-      const clf = tf.sequential();
-      for (const l of head(k, [cfg.dv])) clf.add(l);
-      return fitAndTest(
-        clf,
-        xTr,
-        train.labels,
-        xTe,
-        test.labels,
-        k,
-        o.vClassifierEpochs,
-        o.labelled ? 32 : 128,
-        log,
-        "classifier on v",
-      ).finally(() => clf.dispose());
-    });
+    vClassifierError = await fit(
+      1,
+      "classifier on v",
+      o.labelled ? 32 : 128,
+      o.vClassifierEpochs,
+      xTr,
+      xTe,
+      () => {
+        const clf = tf.sequential();
+        for (const l of head(k, [cfg.dv])) clf.add(l);
+        return clf;
+      },
+    );
     tf.dispose([xTr, xTe]);
     log(`neural classifier on v, error on ${split}: ${(vClassifierError * 100).toFixed(2)}%`);
   }
@@ -172,21 +180,9 @@ export async function evaluate(
       );
     const xTr = input(train);
     const xTe = input(test);
-    benchmarkError = await withSeededMathRandom(mixSeed(seed, 2), () => {
-      const clf = benchmarkClassifier(cfg);
-      return fitAndTest(
-        clf,
-        xTr,
-        train.labels,
-        xTe,
-        test.labels,
-        k,
-        o.benchmarkEpochs,
-        o.labelled ? 32 : 64,
-        log,
-        "benchmark",
-      ).finally(() => clf.dispose());
-    });
+    benchmarkError = await fit(2, "benchmark", o.labelled ? 32 : 64, o.benchmarkEpochs, xTr, xTe, () =>
+      benchmarkClassifier(cfg),
+    );
     tf.dispose([xTr, xTe]);
     log(`benchmark classifier, error on ${split}: ${(benchmarkError * 100).toFixed(2)}%`);
   }
