@@ -108,6 +108,24 @@ test("a bad --labels budget is one clear line", () => {
     ]),
     /--labelled-warmup-steps must be an integer >= 0/,
   );
+  assertOneLineError(
+    runCli(["train", "--data-dir", dir, "--out", join(tempDir(), "u"), "--unlabelled-context", "all"]),
+    /--unlabelled-context needs --labels N/,
+  );
+  assertOneLineError(
+    runCli([
+      "train",
+      "--data-dir",
+      dir,
+      "--out",
+      join(tempDir(), "u"),
+      "--labels",
+      "20",
+      "--unlabelled-context",
+      "0",
+    ]),
+    /--unlabelled-context must be an integer >= 1/,
+  );
   // 9s are rare: 3 per class is more than class 9 has.
   const skewed = dataset(5100, (i) => (i >= 5000 && i < 5002 ? 9 : i % 9));
   assertOneLineError(
