@@ -94,38 +94,14 @@ test("a bad --labels budget is one clear line", () => {
     runCli(["train", "--data-dir", dir, "--out", join(tempDir(), "w"), "--labelled-warmup-steps", "5"]),
     /--labelled-warmup-steps needs --labels N/,
   );
-  assertOneLineError(
-    runCli([
-      "train",
-      "--data-dir",
-      dir,
-      "--out",
-      join(tempDir(), "w"),
-      "--labels",
-      "20",
-      "--labelled-warmup-steps",
-      "x",
-    ]),
-    /--labelled-warmup-steps must be an integer >= 0/,
-  );
+  const semi = (...extra: string[]) =>
+    runCli(["train", "--data-dir", dir, "--out", join(tempDir(), "w"), "--labels", "20", ...extra]);
+  assertOneLineError(semi("--labelled-warmup-steps", "x"), /--labelled-warmup-steps must be an integer >= 0/);
   assertOneLineError(
     runCli(["train", "--data-dir", dir, "--out", join(tempDir(), "u"), "--unlabelled-context", "all"]),
     /--unlabelled-context needs --labels N/,
   );
-  assertOneLineError(
-    runCli([
-      "train",
-      "--data-dir",
-      dir,
-      "--out",
-      join(tempDir(), "u"),
-      "--labels",
-      "20",
-      "--unlabelled-context",
-      "0",
-    ]),
-    /--unlabelled-context must be an integer >= 1/,
-  );
+  assertOneLineError(semi("--unlabelled-context", "0"), /--unlabelled-context must be an integer >= 1/);
   // 9s are rare: 3 per class is more than class 9 has.
   const skewed = dataset(5100, (i) => (i >= 5000 && i < 5002 ? 9 : i % 9));
   assertOneLineError(
