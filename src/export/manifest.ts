@@ -65,6 +65,10 @@ async function updateManifest(dir: string, change: (m: ExportManifest) => void):
     throw new UserError(`${path}: cannot update (${(e as Error).message})`);
   }
   change(m);
-  await writeFileAtomic(path, JSON.stringify(m, null, 2) + "\n");
+  try {
+    await writeFileAtomic(path, JSON.stringify(m, null, 2) + "\n");
+  } catch (e) {
+    throw new UserError(`${path}: cannot update (${(e as Error).message}); the manifest was left as it was`);
+  }
   return m;
 }
