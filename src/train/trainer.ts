@@ -68,8 +68,8 @@ export interface TrainOptions extends LikelihoodOptions {
   keepBest?: boolean;
   /**
    * Semi-supervised only: epoch 1 starts with this many labelled-only steps (no unlabelled batch,
-   * so U has weight 0 while they last). Undefined or 0: none. It speeds up small runs a lot but
-   * does not yet make q(y|x) beat the benchmark classifier reliably (scripts/check-semi-mnist.ts).
+   * so U has weight 0 while they last). Undefined or 0: none. Without it the generative model
+   * ignores v when U starts and U pulls q(y|x) towards a posterior at chance (docs/results.md).
    */
   labelledWarmupSteps?: number;
   /**
@@ -314,7 +314,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       // NOTE, a schedule that re-weights J while it lasts: U has weight 0 during the warm-up.
       // The objective optimised afterwards is the same J; the warm-up only moves its starting
       // point (q(y|x) and v first learn from the labels, so that U does not start by pulling
-      // q(y|x) towards the untrained generative model's posterior; see scripts/check-semi-mnist.ts).
+      // q(y|x) towards the untrained generative model's posterior; see docs/results.md).
       const warm = epoch === 1 ? (o.labelledWarmupSteps ?? 0) : 0;
       const none = new Int32Array(0);
       for (let w = 0, s = 0; s < order.length; w < warm ? w++ : (s += bs)) {
