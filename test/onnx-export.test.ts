@@ -560,4 +560,24 @@ test("a semi-supervised checkpoint carries classifier.onnx: q(y|x) agrees with T
     await tfjs.dispose();
     semiModel.dispose();
   }
+  // eval's defaults for a semi-supervised checkpoint: the benchmark and the classifier on v train on
+  // the labelled rows only, for 200 epochs (5 and 20 on a few dozen rows would be a handful of steps).
+  const evalOut = join(tempDir(), "eval.json");
+  const ev = runCli([
+    "eval",
+    semiDir,
+    "--split",
+    "validation",
+    "--limit",
+    "20",
+    "--backend",
+    "wasm",
+    "--out",
+    evalOut,
+  ]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const details = JSON.parse(readFileSync(evalOut, "utf8")).details;
+  assert.equal(details.benchmarkEpochs, 200);
+  assert.equal(details.vClassifierEpochs, 200);
+  assert.equal(details.labelledRows, 40);
 });
