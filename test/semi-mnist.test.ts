@@ -22,7 +22,7 @@
  *
  * Measured on wasm with this exact configuration (validation error, %, q per epoch | the benchmark
  * after 40/100/200/400 epochs | gap to the best benchmark at the last epoch):
- *   seed 1: 16.1, 15.8, 13.7 | 22.9, 19.9, 20.7, 19.9 | 6.2 points
+ *   seed 1: 16.1, 15.8, 13.7 | 22.9, 19.9, 20.7, 19.9 | 6.3 points
  *   seed 2: 15.6, 14.6, 12.3 | 21.9, 19.9, 18.1, 20.2 | 5.8 points
  *   seed 3: 18.9, 22.6, 18.5 | 26.9, 23.2, 21.3, 19.4 | 0.9 points
  * q(y|x) still swings by a few points between epochs (seed 3 would lose after 2 epochs), so the
