@@ -30,4 +30,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Exec form: node is PID 1 and gets SIGTERM itself (the server drains, then exits 0).
-CMD ["node", "dist/src/cli.js", "serve"]
+CMD ["node", "--max-semi-space-size=64", "dist/src/cli.js", "serve"]

@@ -85,21 +85,6 @@ const EXPORT_USAGE = `equivae export <checkpoint>
   signatures in its manifest.json, and checks that ONNX Runtime loads them. Training does not
   export: run this again after training writes a new checkpoint.`;
 
-const SERVE_USAGE = `equivae serve [options]
-
-  --model-dir DIR           checkpoint to serve (default: the shipped models/mnist; $EQUIVAE_MODEL_DIR)
-  --port N                  port (default: 8080; $PORT)
-  --host HOST               address to bind (default: 0.0.0.0; $HOST)
-  --engine NAME             auto | onnx | tfjs (default: auto; $EQUIVAE_ENGINE)
-  --threads N               ONNX Runtime intra-op threads (default: ONNX Runtime's choice; $EQUIVAE_THREADS)
-  --max-body-bytes N        largest JSON body or uploaded file (default: 8388608; $EQUIVAE_MAX_BODY_BYTES)
-  --max-images N            images per request, in or generated (default: 64; $EQUIVAE_MAX_IMAGES)
-  --max-pixels N            width*height per image, read from the header (default: 4000000; $EQUIVAE_MAX_PIXELS)
-  --max-concurrent N        requests in flight at once; more get 429 (default: 64; $EQUIVAE_MAX_CONCURRENT)
-  --timeout-ms N            request timeout, 503 after it (default: 30000; $EQUIVAE_TIMEOUT_MS)
-
-  SIGTERM / SIGINT stop accepting connections, drain in-flight requests, then exit 0.`;
-
 const EMBED_USAGE = `equivae embed --input PATH --output PATH [options]
 
   --input PATH              IDX file (.gz or raw), directory of PNG/JPEG (recursive), or NDJSON
@@ -112,7 +97,9 @@ const EMBED_USAGE = `equivae embed --input PATH --output PATH [options]
   --model DIR               checkpoint (default: the shipped models/mnist)
   --batch-size N            images per engine call (default: 256)
   --engine NAME             auto | onnx | tfjs (default: auto)
-  --threads N               ONNX Runtime intra-op threads (default: ONNX Runtime's choice)
+  --workers N               onnx: inference worker threads, one batch each at a time, results
+                            written in input order (default: the cores; $EQUIVAE_WORKERS)
+  --threads N               ONNX Runtime intra-op threads per worker (default: 1)
   --resume                  continue an interrupted run from <output>.progress.json
   --force                   overwrite existing outputs (and drop an interrupted run's state)
   --checkpoint-secs S       minimum seconds between resume checkpoints; 0 = every batch (default: 1)
@@ -393,7 +380,8 @@ async function cmdEval(argv: string[]): Promise<void> {
   const limit = v.limit === undefined ? undefined : int(v.limit, "limit", 1);
   const seed = int(v.seed, "seed", 1, 0);
 
-  const { readManifest, loadCheckpoint } = await import("./train/checkpoint.js");
+  const { readManifest } = await import("./checkpoint/index.js");
+  const { loadCheckpoint } = await import("./train/checkpoint.js");
   const m = await readManifest(dir);
   const name = m.dataset.name;
   const { DATASET_NAMES, loadDataset, requestFor } = await import("./data/load.js");
@@ -461,7 +449,7 @@ async function cmdEval(argv: string[]): Promise<void> {
   writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
   console.log(`\nwrote ${out}`);
   if (v.record) {
-    const { recordEvaluation } = await import("./export/manifest.js");
+    const { recordEvaluation } = await import("./checkpoint/index.js");
     await recordEvaluation(dir, {
       command: commandLine(),
       split,
@@ -500,41 +488,8 @@ async function cmdExport(argv: string[]): Promise<void> {
 }
 
 async function cmdServe(argv: string[]): Promise<void> {
-  const { LIMIT_FLAGS, DEFAULT_MODEL_DIR } = await import("./serve/config.js");
-  const limitOpts = Object.fromEntries(LIMIT_FLAGS.map((l) => [l.flag, { type: "string" as const }]));
-  const { values: v } = parse(
-    argv,
-    {
-      "model-dir": { type: "string" },
-      port: { type: "string" },
-      host: { type: "string" },
-      engine: { type: "string" },
-      threads: { type: "string" },
-      ...limitOpts,
-    },
-    false,
-  );
-  if (v.help) return void console.log(SERVE_USAGE);
-  const env = process.env;
-  const flag = (name: string, envName: string) => (v[name] as string | undefined) ?? env[envName];
-  const limits: Record<string, number> = {};
-  for (const l of LIMIT_FLAGS) limits[l.key] = int(flag(l.flag, l.env), l.flag, l.dflt);
-  const port = int(flag("port", "PORT"), "port", 8080, 0);
-  const threadsRaw = flag("threads", "EQUIVAE_THREADS");
-  const threads = threadsRaw === undefined ? undefined : int(threadsRaw, "threads", 1);
-  const engineName = flag("engine", "EQUIVAE_ENGINE") ?? "auto";
-  if (engineName !== "auto" && engineName !== "onnx" && engineName !== "tfjs")
-    throw new UserError(`unknown engine '${engineName}' (choose auto, onnx or tfjs)`);
-  const dir = resolve(flag("model-dir", "EQUIVAE_MODEL_DIR") ?? DEFAULT_MODEL_DIR);
-  const { loadEngine } = await import("./inference/index.js");
-  const engine = await loadEngine(dir, { engine: engineName, threads });
-  const { startServer } = await import("./serve/server.js");
-  await startServer(engine, {
-    port,
-    host: flag("host", "HOST") ?? "0.0.0.0",
-    limits,
-    modelDir: dir,
-  });
+  const { serveCommand } = await import("./serve/command.js");
+  await serveCommand(argv);
 }
 
 async function cmdEmbed(argv: string[]): Promise<void> {
@@ -550,6 +505,7 @@ async function cmdEmbed(argv: string[]): Promise<void> {
       "batch-size": { type: "string" },
       engine: { type: "string" },
       threads: { type: "string" },
+      workers: { type: "string" },
       resume: { type: "boolean" },
       force: { type: "boolean" },
       "checkpoint-secs": { type: "string" },
@@ -567,6 +523,7 @@ async function cmdEmbed(argv: string[]): Promise<void> {
   const secs = v["checkpoint-secs"] === undefined ? 1 : Number(v["checkpoint-secs"]);
   if (!Number.isFinite(secs) || secs < 0)
     throw new UserError(`--checkpoint-secs must be a number >= 0 (got '${v["checkpoint-secs"]}')`);
+  const workersArg = (v.workers as string | undefined) ?? process.env.EQUIVAE_WORKERS;
   const { DEFAULT_MODEL, embedCommand } = await import("./embed/cli.js");
   await embedCommand({
     input: v.input as string,
@@ -578,6 +535,7 @@ async function cmdEmbed(argv: string[]): Promise<void> {
     batchSize: int(v["batch-size"], "batch-size", 256),
     engine: engineName,
     threads: v.threads === undefined ? undefined : int(v.threads, "threads", 1),
+    workers: workersArg === undefined ? undefined : int(workersArg, "workers", 1),
     resume: Boolean(v.resume),
     force: Boolean(v.force),
     checkpointSeconds: secs,

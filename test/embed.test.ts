@@ -149,14 +149,16 @@ test("directory of PNG/JPEG -> .npy: equal to the engine, sorted ids, corrupt fi
     skipped.split("\n").map((l) => l.split("\t")[0]),
     ["bad-bytes.png", "sub/deeper/empty.jpg", "text.png", ""],
   );
-  assert.match(skipped, /text\.png\tnot a PNG or JPEG image/);
+  assert.match(skipped, /text\.png\tnot a PNG, JPEG, WebP or GIF image/);
   assert.match(skipped, /bad-bytes\.png\tcannot decode PNG/);
   assert.equal(r.log.filter((l) => l.startsWith("skipped ")).length, 3);
   assert.ok(!existsSync(`${out}.progress.json`), "the resume state is removed when complete");
 
   const n = ids.length;
   const x = new Float32Array(n * PX);
-  ids.forEach((id, i) => decodeImage(readFileSync(join(src, id)), MODEL, x.subarray(i * PX, (i + 1) * PX)));
+  await Promise.all(
+    ids.map((id, i) => decodeImage(readFileSync(join(src, id)), MODEL, x.subarray(i * PX, (i + 1) * PX))),
+  );
   // the PNG path is exactly pixel / 255 for 8-bit grey images
   const direct = Float32Array.from({ length: PX }, (_, k) => pixelByte(1, k) / 255);
   assert.deepEqual(x.subarray(ids.indexOf("b.png") * PX, (ids.indexOf("b.png") + 1) * PX), direct);
@@ -221,7 +223,7 @@ test("NDJSON in -> NDJSON out: equal to the engine; bad base64, bad JSON and bad
   assert.match(readFileSync(`${out}.skipped.txt`, "utf8"), /bad-b64\tnot valid base64/);
   const images = [pngImage(1), pngImage(2, 28, 28, "rgb"), pngImage(3), jpegImage(4), pngImage(5, 40, 40)];
   const x = new Float32Array(images.length * PX);
-  images.forEach((b, i) => decodeImage(b, MODEL, x.subarray(i * PX, (i + 1) * PX)));
+  await Promise.all(images.map((b, i) => decodeImage(b, MODEL, x.subarray(i * PX, (i + 1) * PX))));
   const ref = await reference(x, images.length);
   rows.forEach((row, i) => {
     assert.deepEqual(Object.keys(row), ["id", "v", "mu", "logvar", "class", "p"]);

@@ -14,8 +14,7 @@ import { defaultConfig } from "../src/model/config.js";
 import { EquiVAE } from "../src/model/equivae.js";
 import { centroidsFrom, embedInvariant } from "../src/train/embedding.js";
 import { evaluate, type EvalOptions } from "../src/train/evaluate.js";
-import { recordEvaluation } from "../src/export/manifest.js";
-import { readManifest } from "../src/train/checkpoint.js";
+import { readManifest, recordEvaluation } from "../src/checkpoint/index.js";
 import { UserError } from "../src/util/errors.js";
 import { MNIST_DIR, ROOT, tempDir } from "./helpers/paths.js";
 

@@ -100,9 +100,9 @@ function makeDataset(): { root: string; firstCircle: Uint8Array } {
   return { root, firstCircle };
 }
 
-function load(opts: FolderOptions) {
+async function load(opts: FolderOptions) {
   const warnings: string[] = [];
-  const d = loadImageFolder({ warn: (m) => warnings.push(m), ...opts });
+  const d = await loadImageFolder({ warn: (m) => warnings.push(m), ...opts });
   return { d, warnings };
 }
 
@@ -147,9 +147,9 @@ test("validation counts: 10% rounded, >= 1 from 3 images, always >= 2 left for t
   ]);
 });
 
-test("an image folder of coloured shapes: classes, shapes, colour, split, skipped files, test split", () => {
+test("an image folder of coloured shapes: classes, shapes, colour, split, skipped files, test split", async () => {
   const { root, firstCircle } = makeDataset();
-  const { d, warnings } = load({ root, withTest: true });
+  const { d, warnings } = await load({ root, withTest: true });
   assert.equal(d.name, "folder");
   assert.equal(d.source, root);
   assert.deepEqual(d.classNames, ["circle", "square", "triangle"]);
@@ -190,32 +190,34 @@ test("an image folder of coloured shapes: classes, shapes, colour, split, skippe
   assert.deepEqual([...d.test!.labels], [0, 0, 1, 1, 2, 2]);
   assert.equal(d.files.test!.length, 6);
   // Without withTest the test split is not read.
-  assert.equal(load({ root }).d.test, undefined);
+  assert.equal((await load({ root })).d.test, undefined);
 });
 
-test("the split is seeded and per class: same seed, same split; a new class leaves the others alone", () => {
+test("the split is seeded and per class: same seed, same split; a new class leaves the others alone", async () => {
   const { root } = makeDataset();
-  const a = load({ root }).d;
-  const b = load({ root }).d;
+  const a = (await load({ root })).d;
+  const b = (await load({ root })).d;
   assert.deepEqual(a.files, b.files);
   assert.deepEqual(a.validation.pixels, b.validation.pixels);
-  const bySeed = new Set([1, 2, 3, 4, 5, 6].map((seed) => load({ root, seed }).d.files.validation.join("|")));
+  const bySeed = new Set<string>();
+  for (const seed of [1, 2, 3, 4, 5, 6])
+    bySeed.add((await load({ root, seed })).d.files.validation.join("|"));
   assert.ok(bySeed.size > 1, "different seeds draw different validation images");
   for (let i = 0; i < 3; i++)
     write(join(root, "aardvark", `a${i}.png`), png(shape("square", 16, 16, RED, GREEN, i), 16, 16));
-  const c = load({ root }).d;
+  const c = (await load({ root })).d;
   assert.deepEqual(c.classNames, ["aardvark", "circle", "square", "triangle"]);
   assert.deepEqual(c.files.validation.slice(1), a.files.validation);
   assert.equal(c.validation.n, 4);
   // Fraction 0: no validation images; larger fractions still leave 2 per class for training.
-  assert.equal(load({ root, validationFraction: 0 }).d.validation.n, 0);
-  const big = load({ root, validationFraction: 0.9 }).d;
+  assert.equal((await load({ root, validationFraction: 0 })).d.validation.n, 0);
+  const big = (await load({ root, validationFraction: 0.9 })).d;
   assert.deepEqual([big.train.n, big.validation.n], [2 + 3 * 2, 1 + 3 * 3]);
 });
 
-test("size and channel options; an all-grey folder becomes 1 channel", () => {
+test("size and channel options; an all-grey folder becomes 1 channel", async () => {
   const { root } = makeDataset();
-  const { d } = load({ root, size: { height: 8, width: 12 }, channels: 1, withTest: true });
+  const { d } = await load({ root, size: { height: 8, width: 12 }, channels: 1, withTest: true });
   for (const s of [d.train, d.validation, d.test!])
     assert.deepEqual([s.height, s.width, s.channels], [8, 12, 1]);
   assert.equal(d.resized, 15 + 6);
@@ -230,44 +232,50 @@ test("size and channel options; an all-grey folder becomes 1 channel", () => {
       // Grey PNGs and an RGB PNG whose pixels are all R = G = B.
       write(join(greyRoot, k, `${j}.png`), png(im, 10, 10, j !== 2));
     }
-  const g = load({ root: greyRoot }).d;
+  const g = (await load({ root: greyRoot })).d;
   assert.equal(g.train.channels, 1);
   assert.deepEqual([g.train.n, g.validation.n], [4, 2]);
   assert.equal(g.train.pixels.length, 4 * 100);
   assert.equal(Math.max(...g.train.pixels), 200);
-  assert.equal(load({ root: greyRoot, channels: 3 }).d.train.channels, 3);
+  assert.equal((await load({ root: greyRoot, channels: 3 })).d.train.channels, 3);
 });
 
-test("clear errors for bad folders; unreadable images are fatal only if none can be read", () => {
+test("clear errors for bad folders; unreadable images are fatal only if none can be read", async () => {
   const missing = join(tempDir(), "nope");
-  assert.throws(() => loadImageFolder({ root: missing }), isUserError(/image folder not found: .*nope/));
+  await assert.rejects(
+    () => loadImageFolder({ root: missing }),
+    isUserError(/image folder not found: .*nope/),
+  );
 
   const one = tempDir();
   write(join(one, "cats", "a.png"), png(shape("circle", 16, 16, RED, BG, 0), 16, 16));
-  assert.throws(
+  await assert.rejects(
     () => loadImageFolder({ root: one }),
     isUserError(/has only one class folder \('cats'\); at least 2 classes/),
   );
 
   const loose = tempDir();
   write(join(loose, "a.png"), png(shape("circle", 16, 16, RED, BG, 0), 16, 16));
-  assert.throws(() => loadImageFolder({ root: loose }), isUserError(/holds 1 images but no class folders/));
-  assert.throws(() => loadImageFolder({ root: tempDir() }), isUserError(/has no class folders/));
+  await assert.rejects(
+    () => loadImageFolder({ root: loose }),
+    isUserError(/holds 1 images but no class folders/),
+  );
+  await assert.rejects(() => loadImageFolder({ root: tempDir() }), isUserError(/has no class folders/));
 
   const empty = tempDir();
   mkdirSync(join(empty, "a"));
   mkdirSync(join(empty, "b"));
   write(join(empty, "b", "readme.txt"), "x");
-  assert.throws(
+  await assert.rejects(
     () => loadImageFolder({ root: empty }),
-    isUserError(/no images \(\.png, \.jpg, \.jpeg\) in its 2 class folders/),
+    isUserError(/no images \(\.png, \.jpg, \.jpeg, \.webp, \.gif\) in its 2 class folders/),
   );
 
   const bad = tempDir();
   for (const k of ["a", "b"]) for (let j = 0; j < 2; j++) write(join(bad, k, `${j}.jpg`), "garbage");
-  assert.throws(
+  await assert.rejects(
     () => loadImageFolder({ root: bad, warn: () => {} }),
-    isUserError(/none of its 4 images could be read \(first: .*0\.jpg: not a PNG or JPEG image\)/),
+    isUserError(/none of its 4 images could be read \(first: .*0\.jpg: not a PNG, JPEG, WebP or GIF image\)/),
   );
 
   const few = tempDir();
@@ -275,33 +283,42 @@ test("clear errors for bad folders; unreadable images are fatal only if none can
     write(join(few, "a", `${j}.png`), png(shape("circle", 16, 16, RED, BG, j), 16, 16));
   write(join(few, "b", "0.png"), png(shape("square", 16, 16, RED, BG, 0), 16, 16));
   write(join(few, "b", "1.png"), "corrupt");
-  assert.throws(
+  await assert.rejects(
     () => loadImageFolder({ root: few, warn: () => {} }),
     isUserError(/class 'b' has 1 readable image\(s\) \(of 2\); every class needs at least 2 training images/),
   );
 
   // Test splits: missing, and a class the training data lacks.
   const { root } = makeDataset();
-  assert.throws(() => loadImageFolder({ root: one, withTest: true }), isUserError(/only one class folder/));
+  await assert.rejects(
+    () => loadImageFolder({ root: one, withTest: true }),
+    isUserError(/only one class folder/),
+  );
   const noTest = tempDir();
   for (const k of ["a", "b"])
     for (let j = 0; j < 2; j++)
       write(join(noTest, k, `${j}.png`), png(shape("circle", 16, 16, RED, BG, j), 16, 16));
-  assert.throws(() => loadImageFolder({ root: noTest, withTest: true }), isUserError(/has no test split/));
-  assert.throws(
+  await assert.rejects(
+    () => loadImageFolder({ root: noTest, withTest: true }),
+    isUserError(/has no test split/),
+  );
+  await assert.rejects(
     () => loadImageFolder({ root: noTest, withTest: true, testDir: join(noTest, "x") }),
     isUserError(/test image folder not found/),
   );
   const strayTest = tempDir();
   write(join(strayTest, "zebra", "0.png"), png(shape("circle", 16, 16, RED, BG, 0), 16, 16));
-  assert.throws(
+  await assert.rejects(
     () => loadImageFolder({ root, withTest: true, testDir: strayTest, warn: () => {} }),
     isUserError(/'zebra' is not a training class \(circle, square, triangle\)/),
   );
   // A separate test dir works like root/test; it may hold only some of the classes.
   const sepTest = tempDir();
   write(join(sepTest, "b", "t.png"), png(shape("square", 16, 16, BLUE, BG, 0), 16, 16));
-  const sep = loadImageFolder({ root: noTest, withTest: true, testDir: sepTest });
+  const sep = await loadImageFolder({ root: noTest, withTest: true, testDir: sepTest });
   assert.deepEqual([...sep.test!.labels], [1]);
-  assert.throws(() => loadImageFolder({ root, validationFraction: 1 }), isUserError(/outside \[0, 1\)/));
+  await assert.rejects(
+    () => loadImageFolder({ root, validationFraction: 1 }),
+    isUserError(/outside \[0, 1\)/),
+  );
 });

@@ -15,15 +15,11 @@ import { exportOnnx } from "../src/export/onnx.js";
 import { loadEngine } from "../src/inference/index.js";
 import { defaultConfig, type ModelConfig } from "../src/model/config.js";
 import { EquiVAE } from "../src/model/equivae.js";
-import {
-  computeStandardisation,
-  STD_FLOOR_FRACTION,
-  STD_FLOOR_MIN,
-  type StandardisationFile,
-} from "../src/model/standardisation.js";
+import { readManifest, type StandardisationFile } from "../src/checkpoint/index.js";
+import { computeStandardisation, STD_FLOOR_FRACTION, STD_FLOOR_MIN } from "../src/model/standardisation.js";
 import { createApp } from "../src/serve/app.js";
-import { encodePng } from "../src/serve/images.js";
-import { loadCheckpoint, readManifest } from "../src/train/checkpoint.js";
+import { encodePng } from "../src/imaging/index.js";
+import { loadCheckpoint } from "../src/train/checkpoint.js";
 import { resolveLikelihood } from "../src/train/likelihood-options.js";
 import { Rng } from "../src/util/rng.js";
 import { tempDir } from "./helpers/paths.js";

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import request from "supertest";
 import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
+import sharp from "sharp";
 import { parse } from "yaml";
 import { batchPixels, range } from "../src/data/dataset.js";
 import { loadIdxDataset } from "../src/data/mnist.js";
@@ -13,7 +14,7 @@ import { loadEngine, type Engine } from "../src/inference/index.js";
 import { createApp, type ServeApp } from "../src/serve/app.js";
 import { DEFAULT_MODEL_DIR } from "../src/serve/config.js";
 import { ERROR_TABLE } from "../src/serve/errors.js";
-import { encodePng } from "../src/serve/images.js";
+import { encodePng } from "../src/imaging/index.js";
 import { MNIST_DIR, ROOT, tempDir } from "./helpers/paths.js";
 
 let engine: Engine;
@@ -82,7 +83,10 @@ test("health, readiness, models, spec, docs", async () => {
       max_body_bytes: 8388608,
       max_images: 64,
       max_pixels: 4000000,
+      max_request_pixels: 16000000,
+      max_inflight_pixels: 32000000,
       max_concurrent: 64,
+      body_timeout_ms: 10000,
       timeout_ms: 30000,
       min_image_side: 8,
     });
@@ -404,7 +408,7 @@ test("every error row gives its problem+json, and the server keeps answering", a
   // 415
   await problem(await post().set("Content-Type", "text/plain").send("hello"), 415, "unsupported-media-type");
   await problem(
-    await post().attach("image", Buffer.from("GIF89a......"), "a.gif"),
+    await post().attach("image", Buffer.from("BM\x36\x00\x00\x00\x00\x00\x00\x00\x36\x00"), "a.bmp"),
     415,
     "unsupported-image-type",
   );
@@ -460,4 +464,53 @@ test("/metrics exposes request, latency, queue, inference and batch-size histogr
     "equivae_requests_in_flight",
   ])
     assert.ok(r.text.includes(name), `metrics have ${name}`);
+});
+
+test("a photo rotated by its EXIF orientation is classified as its upright copy", async () => {
+  // A 56x56 JPEG of test[0]; the same picture stored turned a quarter-turn counter-clockwise with
+  // EXIF orientation 6 ("turn 90° clockwise to display"), as a phone camera writes it.
+  const grey = Buffer.from(Array.from(img(0), (v) => Math.round(v * 255)));
+  const upright = await sharp(grey, { raw: { width: 28, height: 28, channels: 1 } })
+    .resize(56, 56)
+    .jpeg({ quality: 95 })
+    .toBuffer();
+  const stored = await sharp(grey, { raw: { width: 28, height: 28, channels: 1 } })
+    .resize(56, 56)
+    .rotate(270)
+    .jpeg({ quality: 95 })
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
+  assert.equal((await sharp(stored).metadata()).orientation, 6);
+  const a = await request(app).post("/classify").attach("image", upright, "upright.jpg").expect(200);
+  const b = await request(app).post("/classify").attach("image", stored, "rotated.jpg").expect(200);
+  assert.equal(a.body.predictions[0].label, test100.labels[0]);
+  assert.equal(b.body.predictions[0].label, a.body.predictions[0].label);
+  assert.ok(Math.abs(b.body.predictions[0].p - a.body.predictions[0].p) < 0.05);
+  assert.equal(b.body.preprocessing[0].oriented, 6);
+  assert.equal(a.body.preprocessing[0].oriented, undefined);
+  // Without the orientation applied, the stored pixels are another picture.
+  const asStored = await sharp(stored).greyscale().raw().toBuffer();
+  const asUpright = await sharp(upright).greyscale().raw().toBuffer();
+  const diff = asStored.reduce((t, v, i) => t + Math.abs(v - asUpright[i]), 0) / asStored.length;
+  assert.ok(diff > 20, `mean pixel difference ${diff}`);
+});
+
+test("invert auto: a dark-on-light digit is inverted and classified like the light-on-dark original", async () => {
+  const px = img(1);
+  const inverted = Float32Array.from(px, (v) => 1 - v);
+  const r = await request(app)
+    .post("/classify")
+    .send({ pixels: [Array.from(px)], invert: "auto" })
+    .expect(200);
+  assert.equal(r.body.preprocessing[0].inverted, undefined);
+  assert.equal(r.body.preprocessing[0].invert_auto.background, "dark");
+  const q = await request(app)
+    .post("/classify")
+    .attach("image", encodePng(inverted, 28, 28, 1), "paper.png")
+    .field("invert", "auto")
+    .expect(200);
+  assert.equal(q.body.preprocessing[0].inverted, true);
+  assert.equal(q.body.preprocessing[0].invert_auto.background, "light");
+  assert.equal(q.body.predictions[0].label, test100.labels[1]);
+  assert.equal(q.body.predictions[0].label, r.body.predictions[0].label);
 });

@@ -20,7 +20,7 @@ import { PNG } from "pngjs";
 import { initBackend } from "../src/backend/index.js";
 import { loadEngine, type Engine } from "../src/inference/index.js";
 import { createApp, type ServeApp } from "../src/serve/app.js";
-import { readManifest } from "../src/train/checkpoint.js";
+import { readManifest } from "../src/checkpoint/index.js";
 import { runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/paths.js";
 

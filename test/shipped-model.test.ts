@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { batchPixels, range } from "../src/data/dataset.js";
 import { loadIdxDataset } from "../src/data/mnist.js";
 import { loadEngine } from "../src/inference/index.js";
-import { readManifest } from "../src/train/checkpoint.js";
+import { readManifest } from "../src/checkpoint/index.js";
 import { MNIST_DIR, ROOT } from "./helpers/paths.js";
 
 const MODEL = join(ROOT, "models", "mnist");

@@ -11,7 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { readManifest } from "../src/train/checkpoint.js";
+import { readManifest } from "../src/checkpoint/index.js";
 import { runCli } from "./helpers/cli.js";
 import { MNIST_DIR, tempDir } from "./helpers/paths.js";
 

@@ -1,34 +1,35 @@
 /**
  * Image-folder datasets: your own classes, one folder per class.
  *
- *     root/<class name>/*.png|*.jpg|*.jpeg      training (+ validation) images
- *     root/test/<class name>/*.png|...          optional test images (or `testDir`)
+ *     root/<class name>/*.png|*.jpg|*.jpeg|*.webp|*.gif   training (+ validation) images
+ *     root/test/<class name>/*.png|...                    optional test images (or `testDir`)
  *
  * - Classes are the non-hidden subfolders of root, sorted by Unicode code point; `root/test` is the
  *   test split (not a class) when it holds subfolders. Files are sorted the same way; other files
  *   (.txt, .DS_Store, ...) are ignored. Test classes must be training classes.
- * - Images are decoded with the serving code (src/serve/images.ts): transparent pixels composited on
- *   black, resized to a fixed size (`size`, else the first readable image's size; area averaging
- *   down, bilinear up, aspect ratio not kept). Images under 8 pixels a side are rejected, not upscaled.
+ * - Images are decoded with the serving code (src/imaging, sharp): EXIF orientation applied,
+ *   transparent pixels composited on black, resized to a fixed size (`size`, else the first readable
+ *   image's size; area averaging down, bilinear up, aspect ratio not kept). Images under 8 pixels a
+ *   side are rejected, not upscaled.
  * - Colour: 3 channels (RGB; grey images repeated) unless every training/validation image is grey
  *   (a grey PNG/JPEG, or R = G = B everywhere), then 1; `channels` forces either (colour -> grey by
  *   Rec. 601 luminance).
- * - Unreadable images (corrupt, not PNG/JPEG, too small or too large) are skipped and counted, with one
- *   warning; it is an error only if no image is readable.
+ * - Unreadable images (corrupt, not PNG/JPEG/WebP/GIF, too small or too large) are skipped and
+ *   counted, with one warning; it is an error only if no image is readable.
  * - Validation: per class, a seeded random `validationFraction` (default 10%) of the readable images,
  *   rounded, at least 1 if the class has >= 3 images, always leaving >= 2 for training. The draw
  *   depends only on the seed, the class name and its file list, so adding a class does not change the
  *   others' splits.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, promises as fsp, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { decodeImage, toModelInput } from "../serve/images.js";
+import { decodeImage, toModelInput } from "../imaging/index.js";
 import { UserError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import type { ImageSet, LabelledData } from "./dataset.js";
 import { range } from "./dataset.js";
 
-export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg"];
+export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".gif"];
 export const DEFAULT_VALIDATION_FRACTION = 0.1;
 /** Largest image (width x height) decoded; larger files are skipped as unreadable. */
 export const DEFAULT_MAX_PIXELS = 1 << 25;
@@ -164,10 +165,10 @@ class Decoder {
   }
 
   /** Decodes one file to the common size, or records it as skipped. */
-  decode(path: string): Decoded | undefined {
+  async decode(path: string): Promise<Decoded | undefined> {
     let raster;
     try {
-      raster = decodeImage(readFileSync(path), this.maxPixels, path);
+      raster = await decodeImage(await fsp.readFile(path), { maxPixels: this.maxPixels, what: path });
     } catch (e) {
       this.skipped.push({ path, reason: e instanceof Error ? e.message.split("\n")[0] : String(e) });
       return undefined;
@@ -210,8 +211,8 @@ function stack(
   return { pixels, labels, n: items.length, height: size.height, width: size.width, channels };
 }
 
-/** Loads `root/<class>/*.png|jpg|jpeg` with a seeded per-class validation split (see the module comment). */
-export function loadImageFolder(opts: FolderOptions): FolderData {
+/** Loads `root/<class>/*.png|jpg|jpeg|webp|gif` with a seeded per-class validation split (see the module comment). */
+export async function loadImageFolder(opts: FolderOptions): Promise<FolderData> {
   const root = resolve(opts.root);
   if (!existsSync(root)) throw new UserError(`image folder not found: ${root}`);
   if (!isDir(root)) throw new UserError(`image folder ${root} is not a directory`);
@@ -235,7 +236,7 @@ export function loadImageFolder(opts: FolderOptions): FolderData {
     throw new UserError(
       loose > 0
         ? `image folder ${root} holds ${loose} images but no class folders; put each class's images in ${join(root, "<class name>")}/`
-        : `image folder ${root} has no class folders (expected ${join(root, "<class name>")}/*.png|jpg|jpeg)`,
+        : `image folder ${root} has no class folders (expected ${join(root, "<class name>")}/*.png|jpg|jpeg|webp|gif)`,
     );
   }
   if (classNames.length < 2) {
@@ -246,20 +247,21 @@ export function loadImageFolder(opts: FolderOptions): FolderData {
   const total = [...classes.values()].reduce((a, f) => a + f.length, 0);
   if (total === 0) {
     throw new UserError(
-      `image folder ${root}: no images (.png, .jpg, .jpeg) in its ${classNames.length} class folders`,
+      `image folder ${root}: no images (${IMAGE_EXTENSIONS.join(", ")}) in its ${classNames.length} class folders`,
     );
   }
 
   // Decode to 3 channels (or the forced count); collapse to 1 afterwards if everything is grey.
   const dec = new Decoder(opts.channels ?? 3, opts.maxPixels ?? DEFAULT_MAX_PIXELS, opts.size);
-  const perClass: Decoded[][] = classNames.map((name) => {
+  const perClass: Decoded[][] = [];
+  for (const name of classNames) {
     const out: Decoded[] = [];
     for (const f of classes.get(name)!) {
-      const d = dec.decode(f);
+      const d = await dec.decode(f);
       if (d) out.push(d);
     }
-    return out;
-  });
+    perClass.push(out);
+  }
   const readable = perClass.reduce((a, c) => a + c.length, 0);
   if (readable === 0) {
     throw new UserError(
@@ -313,7 +315,7 @@ export function loadImageFolder(opts: FolderOptions): FolderData {
         );
       }
       for (const f of files) {
-        const d = tdec.decode(f);
+        const d = await tdec.decode(f);
         if (d) items.push({ pixels: d.pixels, label, path: d.path });
       }
     }

@@ -4,7 +4,7 @@
  * checkpoint's splits are read back the same way they were trained on.
  */
 import { UserError } from "../util/errors.js";
-import type { DatasetInfo } from "../train/checkpoint.js";
+import type { DatasetInfo } from "../checkpoint/index.js";
 import type { LabelledData } from "./dataset.js";
 import { DEFAULT_VALIDATION_FRACTION, loadImageFolder, parseImageSize, type ImageSize } from "./folder.js";
 
@@ -63,7 +63,7 @@ export async function loadDataset(r: DatasetRequest): Promise<LoadedDataset> {
     throw new UserError("--dataset folder needs --data-dir ROOT (ROOT/<class name>/*.png|jpg)");
   }
   const validationFraction = r.validationFraction ?? DEFAULT_VALIDATION_FRACTION;
-  const data = loadImageFolder({
+  const data = await loadImageFolder({
     root: r.dataDir,
     size: r.imageSize,
     channels: r.channels,

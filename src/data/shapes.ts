@@ -14,7 +14,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { encodePng } from "../serve/images.js";
+import { encodePng } from "../imaging/index.js";
 import { UserError } from "../util/errors.js";
 import { Rng, mixSeed } from "../util/rng.js";
 

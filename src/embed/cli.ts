@@ -25,6 +25,11 @@ export interface EmbedCommand {
   batchSize: number;
   engine: "auto" | "onnx" | "tfjs";
   threads?: number;
+  /**
+   * onnx: inference worker threads, one batch in flight each (default: the cores); the tfjs
+   * engine runs on this thread.
+   */
+  workers?: number;
   resume: boolean;
   force: boolean;
   checkpointSeconds: number;
@@ -59,7 +64,12 @@ export async function embedCommand(c: EmbedCommand): Promise<EmbedResult> {
     progress: !c.quiet,
   };
   const plan = await planEmbed(opts);
-  const engine = await loadEngine(c.model, { engine: c.engine, threads: c.threads });
+  let workers: number | undefined;
+  if (c.engine !== "tfjs") {
+    const { defaultWorkers } = await import("../inference/workers/pool.js");
+    workers = c.workers ?? defaultWorkers();
+  }
+  const engine = await loadEngine(c.model, { engine: c.engine, threads: c.threads, workers });
   let r: EmbedResult;
   try {
     r = await runEmbed(plan, engine, opts);

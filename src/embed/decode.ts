@@ -1,13 +1,19 @@
 /**
- * PNG / JPEG decoding to the model's input for the batch embedder: [H, W, C] float32 in [0, 1].
+ * PNG / JPEG / WebP / GIF decoding to the model's input for the batch embedder: [H, W, C] float32
+ * in [0, 1].
  *
- * It is the HTTP service's codec (src/serve/images.ts), so the embedder and the server turn the
- * same file into the same pixels: transparent pixels composited on black (the MNIST background),
- * colour to grey by Rec. 601 luminance, resized to H x W (area averaging down, bilinear up).
+ * It is the HTTP service's codec (src/imaging), so the embedder and the server turn the same file
+ * into the same pixels: EXIF orientation applied, transparent pixels composited on black (the MNIST
+ * background), colour to grey by Rec. 601 luminance, resized to H x W (area averaging down, bilinear up).
  * Here a bad image is not a request error but a DecodeError: the embedder skips and reports it.
  */
-import { ApiError } from "../serve/errors.js";
-import { decodeImage as decodeRaster, fromRgba, toModelInput, type ModelInput } from "../serve/images.js";
+import {
+  ImagingError,
+  decodeImage as decodeRaster,
+  fromRgba,
+  toModelInput,
+  type ModelInput,
+} from "../imaging/index.js";
 
 export type ModelShape = ModelInput;
 
@@ -24,12 +30,15 @@ export class DecodeError extends Error {
 
 const WHAT = "image";
 
+function toDecodeError(e: unknown): unknown {
+  return e instanceof ImagingError ? new DecodeError(e.message.replace(`${WHAT}: `, "")) : e;
+}
+
 function asDecodeError<T>(f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof ApiError) throw new DecodeError(e.message.replace(`${WHAT}: `, ""));
-    throw e;
+    throw toDecodeError(e);
   }
 }
 
@@ -38,12 +47,20 @@ function outFor(model: ModelShape, out?: Float32Array): Float32Array {
 }
 
 /**
- * Decodes a PNG or JPEG into the model's input layout; writes H*W*C floats into `out` (or a new
- * array). Throws DecodeError for anything that is not a readable PNG/JPEG of a usable size.
+ * Decodes a PNG, JPEG, WebP or GIF into the model's input layout; writes H*W*C floats into `out`
+ * (or a new array). Rejects with DecodeError for anything that is not a readable image of a usable size.
  */
-export function decodeImage(buf: Uint8Array, model: ModelShape, out?: Float32Array): Float32Array {
+export async function decodeImage(
+  buf: Uint8Array,
+  model: ModelShape,
+  out?: Float32Array,
+): Promise<Float32Array> {
   const o = outFor(model, out);
-  asDecodeError(() => toModelInput(decodeRaster(buf, MAX_DECODED_PIXELS, WHAT), model, {}, o));
+  try {
+    toModelInput(await decodeRaster(buf, { maxPixels: MAX_DECODED_PIXELS, what: WHAT }), model, {}, o);
+  } catch (e) {
+    throw toDecodeError(e);
+  }
   return o;
 }
 

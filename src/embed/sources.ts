@@ -1,7 +1,7 @@
 /**
  * Inputs of the batch embedder, read as a stream of records in a stable order:
  *  - idx: an IDX file of unsigned bytes ([N, H, W] or [N, H, W, C]), .gz or raw; ids are 0-based indices;
- *  - dir: a directory tree of .png/.jpg/.jpeg files, walked depth-first with the names of every
+ *  - dir: a directory tree of .png/.jpg/.jpeg/.webp/.gif files, walked depth-first with the names of every
  *    directory sorted by Unicode code point; ids are the relative paths ("/"-separated);
  *  - ndjson: one image per line, {"id": ..., "image": base64 or data URI}, a JSON string, or bare
  *    base64; the id defaults to the 1-based line number. Blank lines are ignored.
@@ -50,7 +50,7 @@ export interface Input {
   open(start: number): Promise<RecordReader>;
 }
 
-export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg"];
+export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".gif"];
 
 /** Picks the input format: --format, else a directory, else the file name, else the first bytes. */
 export async function detectFormat(path: string, flag?: string): Promise<InputFormat> {
@@ -236,7 +236,7 @@ async function dirInput(root: string, model: ModelShape): Promise<Input> {
           const pixels = new Float32Array(entries.length * px);
           const ids: string[] = [];
           const skipped: Skipped[] = [];
-          // Read a few files ahead of the (synchronous) decoder.
+          // Read a few files ahead of the decoder.
           const read = (e: WalkEntry) =>
             e.error !== undefined
               ? Promise.reject(new DecodeError(e.error))
@@ -256,7 +256,7 @@ async function dirInput(root: string, model: ModelShape): Promise<Input> {
             try {
               if (/[\r\n]/.test(id)) throw new DecodeError("the file name contains a line break");
               const buf = await pending[i];
-              decodeImage(buf, model, pixels.subarray(ids.length * px, (ids.length + 1) * px));
+              await decodeImage(buf, model, pixels.subarray(ids.length * px, (ids.length + 1) * px));
               ids.push(id);
             } catch (e) {
               skipped.push({ id, reason: errorMessage(e) });
@@ -371,7 +371,7 @@ async function ndjsonInput(path: string, model: ModelShape): Promise<Input> {
             if (r.value.trim() === "") continue;
             const { id, image } = parseLine(r.value, lineNo);
             try {
-              decodeImage(image(), model, pixels.subarray(ids.length * px, (ids.length + 1) * px));
+              await decodeImage(image(), model, pixels.subarray(ids.length * px, (ids.length + 1) * px));
               ids.push(id);
             } catch (e) {
               skipped.push({ id, reason: errorMessage(e) });

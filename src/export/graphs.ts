@@ -2,7 +2,7 @@ import { CLASSIFIER_UNITS, convSizes, type ModelConfig } from "../model/config.j
 import { NETS } from "../model/equivae.js";
 import { GraphBuilder, permute, samePads } from "./onnx-builder.js";
 import type { WeightStore } from "./weights.js";
-import type { Standardisation } from "../model/standardisation.js";
+import type { Standardisation } from "../checkpoint/index.js";
 
 /**
  * The ONNX graphs of a checkpoint, one builder each. Every graph takes NHWC float32 images in

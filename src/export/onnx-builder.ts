@@ -1,18 +1,12 @@
 import onnxProto from "onnx-proto";
 import { endianness } from "node:os";
+import type { TensorSpec } from "../checkpoint/index.js";
 
 const { onnx } = onnxProto;
 
 /** Opset and IR version of every exported graph (both supported by onnxruntime 1.17+, incl. 1.30). */
 export const OPSET = 13;
 export const IR_VERSION = 8;
-
-/** A graph input/output: name, shape (a string = a dynamic dimension) and element type. */
-export interface TensorSpec {
-  name: string;
-  shape: Array<number | string>;
-  dtype: "float32";
-}
 
 type Attr = number | number[];
 

@@ -1,12 +1,18 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { readManifest, readStandardisation, FILES } from "../train/checkpoint.js";
-import { fromFile } from "../model/standardisation.js";
+import {
+  FILES,
+  fromFile,
+  readManifest,
+  readStandardisation,
+  recordOnnxExport,
+  type ExportManifest,
+  type OnnxGraphInfo,
+} from "../checkpoint/index.js";
 import { UserError } from "../util/errors.js";
 import { sha256File, writeFileAtomic } from "../util/fsx.js";
 import { graphsFor, type GraphDef } from "./graphs.js";
-import { recordOnnxExport, type ExportManifest, type OnnxGraphInfo } from "./manifest.js";
 import { GraphBuilder, IR_VERSION, OPSET } from "./onnx-builder.js";
 import { WeightStore } from "./weights.js";
 

@@ -1,7 +1,7 @@
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../util/errors.js";
-import { FILES } from "../train/checkpoint.js";
+import { FILES } from "../checkpoint/index.js";
 
 interface WeightSpec {
   name: string;

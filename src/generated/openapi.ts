@@ -200,15 +200,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description PNG or JPEG images as base64 strings or data URIs (data:image/png;base64,...). */
+        /** @description PNG, JPEG, WebP or GIF images as base64 strings or data URIs (data:image/png;base64,...). */
         Images: string[];
         /** @description Raw images, each flat (exactly H*W*C values) or nested [h][w] or [h][w][c] (c = 1, 3 or 4). */
         Pixels: (number | unknown[])[][];
         /**
-         * @description Map x to 1 - x after conversion (for dark-on-light digits; MNIST is light-on-dark).
+         * @description Map x to 1 - x after conversion (for dark-on-light digits; MNIST is light-on-dark), or "auto":
+         *     invert when the converted image's border is light (its background is not the model's dark one).
          * @default false
          */
-        Invert: boolean;
+        Invert: boolean | "auto";
         /**
          * @description Colour that transparent pixels are composited on.
          * @default black
@@ -301,7 +302,7 @@ export interface components {
         ImageForm: {
             image?: string[];
             /** @enum {string} */
-            invert?: "true" | "false";
+            invert?: "true" | "false" | "auto";
             /** @enum {string} */
             background?: "black" | "white";
         };
@@ -328,17 +329,25 @@ export interface components {
         };
         Preprocessing: {
             /** @enum {string} */
-            source: "png" | "jpeg" | "pixels";
+            source: "png" | "jpeg" | "webp" | "gif" | "pixels";
             original: {
                 height: number;
                 width: number;
                 colour: string;
             };
+            /** @description The EXIF orientation (2-8) applied before anything else; absent when none. */
+            oriented?: number;
             converted_from?: string;
             /** @enum {string} */
             alpha_composited_on?: "black" | "white";
             resized_from?: number[];
             inverted?: boolean;
+            /** @description With invert "auto": the mean of the converted image's 2-pixel border and the background it implies (light when over 0.5). */
+            invert_auto?: {
+                border_mean: number;
+                /** @enum {string} */
+                background: "light" | "dark";
+            };
         };
         EmbedInvariantResponse: {
             /** @description One row per image, or a single row for a set. */
@@ -387,7 +396,10 @@ export interface components {
             max_body_bytes: number;
             max_images: number;
             max_pixels: number;
+            max_request_pixels: number;
+            max_inflight_pixels: number;
             max_concurrent: number;
+            body_timeout_ms: number;
             timeout_ms: number;
             min_image_side: number;
         };

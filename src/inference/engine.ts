@@ -1,6 +1,5 @@
-import type { ExportManifest } from "../export/manifest.js";
+import type { Centroids, ExportManifest } from "../checkpoint/index.js";
 import type { ModelConfig } from "../model/config.js";
-import type { Centroids } from "../train/checkpoint.js";
 import { UserError } from "../util/errors.js";
 
 export type EngineKind = "onnx" | "tfjs";
@@ -71,17 +70,45 @@ export abstract class BaseEngine implements Engine {
     this.centroids = Float32Array.from(centroids.centroids.flat().map((x) => (x === null ? NaN : x)));
   }
 
-  abstract embedInvariant(x: Float32Array, n: number): Promise<Float32Array>;
-  abstract embedSet(x: Float32Array, sizes: number[]): Promise<Float32Array>;
-  abstract encodeEquivariant(
+  abstract dispose(): Promise<void>;
+  /** The engine's own computations, called after the inputs were checked here. */
+  protected abstract runInvariant(x: Float32Array, n: number): Promise<Float32Array>;
+  protected abstract runSet(x: Float32Array, sizes: number[]): Promise<Float32Array>;
+  protected abstract runEquivariant(
     x: Float32Array,
     n: number,
     v: Float32Array,
   ): Promise<{ mu: Float32Array; logvar: Float32Array }>;
-  abstract decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array>;
-  abstract dispose(): Promise<void>;
+  protected abstract runDecode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array>;
   /** q(y | x) probabilities; engines implement it for models with config.classifier. */
   protected abstract runPosterior(x: Float32Array, n: number): Promise<Float32Array>;
+
+  async embedInvariant(x: Float32Array, n: number): Promise<Float32Array> {
+    this.checkImages(x, n);
+    return this.runInvariant(x, n);
+  }
+
+  async embedSet(x: Float32Array, sizes: number[]): Promise<Float32Array> {
+    this.checkSets(x, sizes);
+    return this.runSet(x, sizes);
+  }
+
+  async encodeEquivariant(
+    x: Float32Array,
+    n: number,
+    v: Float32Array,
+  ): Promise<{ mu: Float32Array; logvar: Float32Array }> {
+    this.checkImages(x, n);
+    this.checkRows(v, n, this.config.dv, "v");
+    return this.runEquivariant(x, n, v);
+  }
+
+  async decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array> {
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`decode: n must be a positive integer (got ${n})`);
+    this.checkRows(v, n, this.config.dv, "v");
+    this.checkRows(z, n, this.config.dz, "z");
+    return this.runDecode(v, z, n);
+  }
 
   get hasPosterior(): boolean {
     return this.config.classifier === true;

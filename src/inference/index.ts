@@ -1,5 +1,4 @@
-import type { ExportManifest } from "../export/manifest.js";
-import { readManifest } from "../train/checkpoint.js";
+import { readManifest, type ExportManifest } from "../checkpoint/index.js";
 import { UserError } from "../util/errors.js";
 import type { Engine } from "./engine.js";
 
@@ -8,8 +7,14 @@ export type { ClassScore, Engine, EngineKind } from "./engine.js";
 export interface LoadEngineOptions {
   /** onnx: ONNX Runtime (needs 'equivae export'); tfjs: TF.js; auto (default): onnx when the graphs exist. */
   engine?: "onnx" | "tfjs" | "auto";
-  /** ONNX Runtime intra-op threads. */
+  /** ONNX Runtime intra-op threads (per worker with `workers`). */
   threads?: number;
+  /**
+   * onnx only: run inference (and image decoding, through the engine's `decoder`) on this many
+   * worker threads instead of the calling thread. Servers use it so that inference never blocks
+   * the thread that answers HTTP.
+   */
+  workers?: number;
   /** TF.js backend for the tfjs engine (default: the current one). */
   backend?: string;
 }
@@ -24,6 +29,10 @@ export async function loadEngine(dir: string, opts: LoadEngineOptions = {}): Pro
   if (kind === "auto") {
     const { hasOnnxGraphs } = await import("./onnx-engine.js");
     kind = hasOnnxGraphs((await readManifest(dir, false)) as ExportManifest) ? "onnx" : "tfjs";
+  }
+  if (kind === "onnx" && opts.workers !== undefined) {
+    const { PooledEngine } = await import("./workers/pool.js");
+    return PooledEngine.load(dir, { workers: opts.workers, threads: opts.threads });
   }
   if (kind === "onnx") {
     const { OnnxEngine } = await import("./onnx-engine.js");

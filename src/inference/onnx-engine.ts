@@ -1,8 +1,13 @@
 import * as ort from "onnxruntime-node";
 import { promises as fsp } from "node:fs";
 import { join, resolve } from "node:path";
-import type { ExportManifest } from "../export/manifest.js";
-import { FILES, readManifest, type Centroids } from "../train/checkpoint.js";
+import {
+  FILES,
+  readCentroids,
+  readManifest,
+  type Centroids,
+  type ExportManifest,
+} from "../checkpoint/index.js";
 import { UserError, errorMessage } from "../util/errors.js";
 import { BaseEngine, chunkSets } from "./engine.js";
 
@@ -18,20 +23,16 @@ function neededGraphs(m: ExportManifest): GraphName[] {
 export interface OnnxEngineOptions {
   /** ONNX Runtime intra-op threads per session (default: ONNX Runtime's choice, the physical cores). */
   threads?: number;
+  /**
+   * Let ONNX Runtime's intra-op threads spin-wait for work (its default). Off for the serving
+   * workers: a spinning thread burns a core that the HTTP thread and the other workers need.
+   */
+  spinning?: boolean;
 }
 
 /** Whether a manifest lists every graph the ONNX engine needs. */
 export function hasOnnxGraphs(m: ExportManifest): boolean {
   return neededGraphs(m).every((g) => m.onnx?.graphs?.[g]?.file !== undefined);
-}
-
-export async function readCentroids(dir: string): Promise<Centroids> {
-  const p = join(dir, FILES.centroids);
-  try {
-    return JSON.parse(await fsp.readFile(p, "utf8")) as Centroids;
-  } catch (e) {
-    throw new UserError(`${p}: unreadable centroids (${errorMessage(e)})`);
-  }
 }
 
 /** Inference with onnxruntime-node over the checkpoint's exported graphs (see src/export). */
@@ -69,6 +70,9 @@ export class OnnxEngine extends BaseEngine {
       interOpNumThreads: 1,
       logSeverityLevel: 3,
       ...(opts.threads !== undefined ? { intraOpNumThreads: opts.threads } : {}),
+      ...(opts.spinning === false
+        ? { extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } } }
+        : {}),
     };
     const sessions: Partial<Record<GraphName, ort.InferenceSession>> = {};
     try {
@@ -126,14 +130,12 @@ export class OnnxEngine extends BaseEngine {
     return new ort.Tensor("float32", x, [...lead, c.height, c.width, c.channels]);
   }
 
-  async embedInvariant(x: Float32Array, n: number): Promise<Float32Array> {
-    this.checkImages(x, n);
+  protected async runInvariant(x: Float32Array, n: number): Promise<Float32Array> {
     const r = await this.run("invariant", { x: this.images(x, [n]) });
     return r.v.data as Float32Array;
   }
 
-  async embedSet(x: Float32Array, sizes: number[]): Promise<Float32Array> {
-    this.checkSets(x, sizes);
+  protected async runSet(x: Float32Array, sizes: number[]): Promise<Float32Array> {
     const dv = this.config.dv;
     const px = this.pixels;
     const out = new Float32Array(sizes.length * dv);
@@ -158,13 +160,11 @@ export class OnnxEngine extends BaseEngine {
     return out;
   }
 
-  async encodeEquivariant(
+  protected async runEquivariant(
     x: Float32Array,
     n: number,
     v: Float32Array,
   ): Promise<{ mu: Float32Array; logvar: Float32Array }> {
-    this.checkImages(x, n);
-    this.checkRows(v, n, this.config.dv, "v");
     const r = await this.run("equivariant", {
       x: this.images(x, [n]),
       v: new ort.Tensor("float32", v, [n, this.config.dv]),
@@ -172,11 +172,8 @@ export class OnnxEngine extends BaseEngine {
     return { mu: r.mu.data as Float32Array, logvar: r.logvar.data as Float32Array };
   }
 
-  async decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array> {
+  protected async runDecode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array> {
     const c = this.config;
-    if (!Number.isInteger(n) || n < 1) throw new UserError(`decode: n must be a positive integer (got ${n})`);
-    this.checkRows(v, n, c.dv, "v");
-    this.checkRows(z, n, c.dz, "z");
     const r = await this.run("decoder", {
       v: new ort.Tensor("float32", v, [n, c.dv]),
       z: new ort.Tensor("float32", z, [n, c.dz]),

@@ -1,8 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
-import type { ExportManifest } from "../export/manifest.js";
+import type { ExportManifest } from "../checkpoint/index.js";
 import type { EquiVAE } from "../model/equivae.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
-import { UserError } from "../util/errors.js";
 import { BaseEngine, chunkSets } from "./engine.js";
 
 export interface TfjsEngineOptions {
@@ -54,13 +53,11 @@ export class TfjsEngine extends BaseEngine {
     return tf.tensor4d(x, [n, c.height, c.width, c.channels]);
   }
 
-  async embedInvariant(x: Float32Array, n: number): Promise<Float32Array> {
-    this.checkImages(x, n);
+  protected async runInvariant(x: Float32Array, n: number): Promise<Float32Array> {
     return take(tf.tidy(() => this.model.invariant(this.images(x, n))));
   }
 
-  async embedSet(x: Float32Array, sizes: number[]): Promise<Float32Array> {
-    this.checkSets(x, sizes);
+  protected async runSet(x: Float32Array, sizes: number[]): Promise<Float32Array> {
     const dv = this.config.dv;
     const px = this.pixels;
     const out = new Float32Array(sizes.length * dv);
@@ -85,13 +82,11 @@ export class TfjsEngine extends BaseEngine {
     return out;
   }
 
-  async encodeEquivariant(
+  protected async runEquivariant(
     x: Float32Array,
     n: number,
     v: Float32Array,
   ): Promise<{ mu: Float32Array; logvar: Float32Array }> {
-    this.checkImages(x, n);
-    this.checkRows(v, n, this.config.dv, "v");
     const r = tf.tidy(() => {
       const { mu, logvar } = this.model.encode(this.images(x, n), tf.tensor2d(v, [n, this.config.dv]));
       return [mu, logvar];
@@ -100,11 +95,8 @@ export class TfjsEngine extends BaseEngine {
     return { mu, logvar };
   }
 
-  async decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array> {
+  protected async runDecode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array> {
     const c = this.config;
-    if (!Number.isInteger(n) || n < 1) throw new UserError(`decode: n must be a positive integer (got ${n})`);
-    this.checkRows(v, n, c.dv, "v");
-    this.checkRows(z, n, c.dz, "z");
     return take(
       tf.tidy(() =>
         this.model.likelihood.mean(this.model.decode(tf.tensor2d(v, [n, c.dv]), tf.tensor2d(z, [n, c.dz]))),

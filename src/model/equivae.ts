@@ -1,10 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
-import { CLASSIFIER_UNITS, MAX_PARAMETERS, convSizes, validateConfig, type ModelConfig } from "./config.js";
+import { validateConfig } from "../checkpoint/model-config.js";
+import { fromFile, type StandardisationFile } from "../checkpoint/standardisation.js";
+import { CLASSIFIER_UNITS, MAX_PARAMETERS, convSizes, type ModelConfig } from "./config.js";
 import { likelihoodFor, type Likelihood } from "./likelihood.js";
 import { Params, addDense, dense } from "./params.js";
-import { fromFile, type StandardisationFile } from "./standardisation.js";
 
 /**
  * Parameter name prefixes, one per network. They are part of the checkpoint format

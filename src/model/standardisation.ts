@@ -14,28 +14,8 @@
  *   embedding can collapse. Per-channel statistics do not reweight.
  */
 import { UserError } from "../util/errors.js";
+import type { StandardisationFile, StandardiseMode } from "../checkpoint/standardisation.js";
 import type { ImageSet } from "../data/dataset.js";
-
-export type StandardiseMode = "pixel" | "channel";
-
-export interface Standardisation {
-  /** Per pixel and channel, NHWC order without N: H*W*C values each. */
-  mean: Float32Array;
-  std: Float32Array;
-}
-
-/** The JSON file (standardisation.json). */
-export interface StandardisationFile {
-  shape: [number, number, number];
-  /** How the statistics were pooled (absent = "pixel"). */
-  mode?: StandardiseMode;
-  /** Training images the statistics were computed on. */
-  count: number;
-  /** The floor applied to std (see STD_FLOOR_*). */
-  stdFloor: number;
-  mean: number[];
-  std: number[];
-}
 
 /**
  * std is floored at max(STD_FLOOR_MIN, STD_FLOOR_FRACTION x the mean std over all pixels): a pixel
@@ -90,29 +70,6 @@ export function computeStandardisation(s: ImageSet, mode: StandardiseMode = "pix
   const floor = Math.fround(Math.max(STD_FLOOR_MIN, (STD_FLOOR_FRACTION * stdSum) / d));
   for (let k = 0; k < d; k++) std[k] = Math.fround(Math.max(floor, std[k]));
   return { shape: [s.height, s.width, s.channels], mode, count: s.n, stdFloor: floor, mean, std };
-}
-
-/** Checks a parsed standardisation.json against the model's image shape. */
-export function fromFile(
-  f: StandardisationFile,
-  shape: [number, number, number],
-  what: string,
-): Standardisation {
-  const d = shape[0] * shape[1] * shape[2];
-  const ok =
-    f &&
-    Array.isArray(f.mean) &&
-    Array.isArray(f.std) &&
-    f.mean.length === d &&
-    f.std.length === d &&
-    f.mean.every((x) => Number.isFinite(x)) &&
-    f.std.every((x) => Number.isFinite(x) && x > 0);
-  if (!ok) {
-    throw new UserError(
-      `${what}: expected ${d} finite means and ${d} positive stds (${shape.join("x")}); the file is damaged`,
-    );
-  }
-  return { mean: Float32Array.from(f.mean), std: Float32Array.from(f.std) };
 }
 
 /** The manifest's dataset.preprocessing for a model. */

@@ -1,9 +1,9 @@
-import { existsSync, promises as fsp } from "node:fs";
+import { promises as fsp } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { ImageSet } from "../data/dataset.js";
 import type { Engine } from "../inference/index.js";
-import { FILES, type EpochMetrics } from "../train/checkpoint.js";
+import { readMetrics } from "../checkpoint/index.js";
 import { errorMessage, UserError } from "../util/errors.js";
 import { renderCurves } from "./curves.js";
 import { interpolationCells, sampleCells, styleTransferCells } from "./figures.js";
@@ -91,23 +91,6 @@ export async function cmdReport(argv: string[]): Promise<void> {
     seed,
     prefix: v.prefix,
   });
-}
-
-/** Reads metrics.jsonl of a checkpoint (missing file: no epochs). */
-export async function readMetrics(dir: string): Promise<EpochMetrics[]> {
-  const path = join(dir, FILES.metrics);
-  if (!existsSync(path)) return [];
-  const lines = (await fsp.readFile(path, "utf8")).split("\n");
-  const out: EpochMetrics[] = [];
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return;
-    try {
-      out.push(JSON.parse(line) as EpochMetrics);
-    } catch (e) {
-      throw new UserError(`${path}:${i + 1}: not valid JSON (${errorMessage(e)})`);
-    }
-  });
-  return out;
 }
 
 /** The validation split of the checkpoint's dataset, or the reason it cannot be read. */

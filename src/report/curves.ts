@@ -1,4 +1,4 @@
-import type { EpochMetrics } from "../train/checkpoint.js";
+import type { EpochMetrics } from "../checkpoint/index.js";
 import { LINE_HEIGHT, textWidth } from "./font.js";
 import { Raster, type Rgb } from "./raster.js";
 

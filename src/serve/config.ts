@@ -1,5 +1,6 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { MIN_IMAGE_SIDE } from "../imaging/index.js";
 
 /** The package root (this file is dist/src/serve/config.js once compiled). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -9,41 +10,63 @@ export const DEFAULT_MODEL_DIR = resolve(PACKAGE_ROOT, "models", "mnist");
 export const OPENAPI_PATH = resolve(PACKAGE_ROOT, "openapi.yaml");
 
 /** Images smaller than this on either side are rejected (422 image-too-small), never upscaled. */
-export const MIN_IMAGE_SIDE = 8;
+export { MIN_IMAGE_SIDE };
 
 export interface Limits {
-  /** Largest request body (JSON) or uploaded file (multipart), in bytes. */
+  /** Largest request body in bytes, also after decompression, whatever the transfer encoding. */
   maxBodyBytes: number;
   /** Images per request (uploaded or in JSON), and images a /generate request may produce. */
   maxImages: number;
-  /** Decoded width x height per image, checked from the PNG/JPEG header before decoding. */
+  /** Decoded width x height per image, checked from the image header before decoding. */
   maxPixels: number;
-  /** Requests admitted at once (waiting for or running inference); one more gets 429. */
+  /** Decoded width x height of all images of one request, from their headers, before decoding. */
+  maxRequestPixels: number;
+  /** Pixels of admitted requests not yet answered, across requests; one more gets 429. */
+  maxInflightPixels: number;
+  /** Requests admitted at once (decoding, waiting for or running inference); one more gets 429. */
   maxConcurrent: number;
-  /** Milliseconds before a request is answered 503 timeout. */
+  /** Milliseconds for the whole body to arrive (408 after it); no concurrency slot is held meanwhile. */
+  bodyTimeoutMs: number;
+  /** Milliseconds from admission to the answer (503 timeout after it). */
   timeoutMs: number;
 }
 
-/** One limit: its flag, environment variable twin, default and description (for --help and docs). */
-export const LIMIT_FLAGS: Array<{
-  key: keyof Limits;
+/**
+ * One command-line flag of `serve`: its environment-variable twin, default, parser and help.
+ * This table is the one source of `--help`, the README's flag table and /docs' limits.
+ */
+export interface FlagSpec {
   flag: string;
   env: string;
-  dflt: number;
+  /** The default value; undefined = none (optional), or one computed at start (see dfltText). */
+  dflt?: string | number;
+  /** How --help and the README show a default that is not a plain value. */
+  dfltText?: string;
   help: string;
-}> = [
+  kind: "int" | "string";
+  /** Smallest accepted value for int flags (default 1). */
+  min?: number;
+}
+
+type LimitFlag = FlagSpec & { key: keyof Limits; dflt: number; kind: "int" };
+
+const MiB = 1024 * 1024;
+
+export const LIMIT_FLAGS: LimitFlag[] = [
   {
     key: "maxBodyBytes",
     flag: "max-body-bytes",
     env: "EQUIVAE_MAX_BODY_BYTES",
-    dflt: 8 * 1024 * 1024,
-    help: "largest JSON body or uploaded file, bytes",
+    dflt: 8 * MiB,
+    kind: "int",
+    help: "largest request body in bytes, also after decompression and when chunked",
   },
   {
     key: "maxImages",
     flag: "max-images",
     env: "EQUIVAE_MAX_IMAGES",
     dflt: 64,
+    kind: "int",
     help: "images per request (in or generated)",
   },
   {
@@ -51,21 +74,48 @@ export const LIMIT_FLAGS: Array<{
     flag: "max-pixels",
     env: "EQUIVAE_MAX_PIXELS",
     dflt: 4_000_000,
-    help: "width*height per image (read from the header)",
+    kind: "int",
+    help: "width*height per image (read from the header, before decoding)",
+  },
+  {
+    key: "maxRequestPixels",
+    flag: "max-request-pixels",
+    env: "EQUIVAE_MAX_REQUEST_PIXELS",
+    dflt: 16_000_000,
+    kind: "int",
+    help: "width*height of all images of one request (from the headers, before decoding)",
+  },
+  {
+    key: "maxInflightPixels",
+    flag: "max-inflight-pixels",
+    env: "EQUIVAE_MAX_INFLIGHT_PIXELS",
+    dflt: 32_000_000,
+    kind: "int",
+    help: "pixels of all admitted requests at once; more get 429",
   },
   {
     key: "maxConcurrent",
     flag: "max-concurrent",
     env: "EQUIVAE_MAX_CONCURRENT",
     dflt: 64,
-    help: "requests in flight at once; more get 429",
+    kind: "int",
+    help: "requests admitted at once (after their body arrived); more get 429",
+  },
+  {
+    key: "bodyTimeoutMs",
+    flag: "body-timeout-ms",
+    env: "EQUIVAE_BODY_TIMEOUT_MS",
+    dflt: 10_000,
+    kind: "int",
+    help: "time for the whole body to arrive, ms (408 after it)",
   },
   {
     key: "timeoutMs",
     flag: "timeout-ms",
     env: "EQUIVAE_TIMEOUT_MS",
     dflt: 30_000,
-    help: "request timeout in milliseconds (503 timeout)",
+    kind: "int",
+    help: "time from admission to the answer, ms (503 timeout after it)",
   },
 ];
 
@@ -73,12 +123,74 @@ export const DEFAULT_LIMITS: Limits = Object.fromEntries(
   LIMIT_FLAGS.map((l) => [l.key, l.dflt]),
 ) as unknown as Limits;
 
+/** Every flag of `serve`, in --help order. */
+export const SERVE_FLAGS: FlagSpec[] = [
+  {
+    flag: "model-dir",
+    env: "EQUIVAE_MODEL_DIR",
+    kind: "string",
+    dfltText: "the shipped models/mnist",
+    help: "checkpoint to serve",
+  },
+  { flag: "port", env: "PORT", dflt: 8080, kind: "int", min: 0, help: "port" },
+  { flag: "host", env: "HOST", dflt: "0.0.0.0", kind: "string", help: "address to bind" },
+  {
+    flag: "admin-port",
+    env: "EQUIVAE_ADMIN_PORT",
+    kind: "int",
+    min: 0,
+    dfltText: "none",
+    help: "also serve /healthz, /readyz and /metrics on this port",
+  },
+  { flag: "engine", env: "EQUIVAE_ENGINE", dflt: "auto", kind: "string", help: "auto, onnx or tfjs" },
+  {
+    flag: "workers",
+    env: "EQUIVAE_WORKERS",
+    kind: "int",
+    dfltText: "the cores",
+    help: "inference and decoding worker threads (onnx engine)",
+  },
+  {
+    flag: "threads",
+    env: "EQUIVAE_THREADS",
+    dflt: 1,
+    kind: "int",
+    help: "ONNX Runtime intra-op threads per worker (no spin-waiting)",
+  },
+  {
+    flag: "max-batch-size",
+    env: "EQUIVAE_MAX_BATCH_SIZE",
+    dflt: 64,
+    kind: "int",
+    help: "most images in one coalesced inference call",
+  },
+  {
+    flag: "max-batch-delay-us",
+    env: "EQUIVAE_MAX_BATCH_DELAY_US",
+    dflt: 0,
+    kind: "int",
+    min: 0,
+    help: "longest wait for a batch to fill, microseconds",
+  },
+  ...LIMIT_FLAGS,
+  {
+    flag: "drain-secs",
+    env: "EQUIVAE_DRAIN_SECS",
+    dflt: 5,
+    kind: "int",
+    min: 0,
+    help: "on SIGTERM, seconds /readyz answers 503 while requests are still served",
+  },
+];
+
 export interface ServeOptions {
   limits?: Partial<Limits>;
-  /** Engine calls running at once; waiting invariant-embedding work is coalesced into one call. */
+  /** Engine calls running at once (one per inference worker). */
   engineConcurrency?: number;
   /** Most images in one coalesced engine call. */
-  maxBatchImages?: number;
+  maxBatchSize?: number;
+  /** Longest wait for a batch to fill, microseconds. */
+  maxBatchDelayUs?: number;
   /** Run the warm-up classify at creation (default true); /readyz is 503 until it succeeded. */
   warmUp?: boolean;
   /** Model id shown by /v1/models (default: the dataset name). */

@@ -22,9 +22,19 @@ export const ERROR_TABLE = {
   "invalid-image": {
     status: 400,
     title: "Invalid image",
-    when: "an image cannot be decoded (corrupt or truncated PNG/JPEG, zero size)",
+    when: "an image cannot be decoded (corrupt or truncated, zero size); the same bytes always give the same answer",
+  },
+  "bad-encoding": {
+    status: 400,
+    title: "Bad content encoding",
+    when: "the body does not decode with its `Content-Encoding` (say gzip, but not gzip data)",
   },
   "not-found": { status: 404, title: "Not found", when: "no such route" },
+  "body-timeout": {
+    status: 408,
+    title: "Body timeout",
+    when: "the request body did not arrive in full within the body-read timeout",
+  },
   "payload-too-large": {
     status: 413,
     title: "Payload too large",
@@ -38,17 +48,27 @@ export const ERROR_TABLE = {
   "image-too-large": {
     status: 413,
     title: "Image too large",
-    when: "width x height over the pixels-per-image limit (checked from the PNG/JPEG header, before decoding)",
+    when: "width x height over the pixels-per-image limit (read from the image header, before decoding)",
+  },
+  "too-many-pixels": {
+    status: 413,
+    title: "Too many pixels",
+    when: "the images of one request add up to more pixels than the per-request pixel budget (read from the headers, before decoding)",
   },
   "unsupported-media-type": {
     status: 415,
     title: "Unsupported media type",
     when: "the body is neither application/json nor multipart/form-data",
   },
+  "unsupported-encoding": {
+    status: 415,
+    title: "Unsupported content encoding",
+    when: "a `Content-Encoding` other than identity, gzip, deflate or br",
+  },
   "unsupported-image-type": {
     status: 415,
     title: "Unsupported image type",
-    when: "an image is neither PNG nor JPEG (by its magic bytes)",
+    when: "an image is not PNG, JPEG, WebP or GIF (by its magic bytes)",
   },
   "image-too-small": {
     status: 422,
@@ -59,6 +79,11 @@ export const ERROR_TABLE = {
     status: 422,
     title: "Invalid pixel array",
     when: "a pixel array has the wrong length or shape, is ragged, or has values outside its range",
+  },
+  "non-finite-number": {
+    status: 422,
+    title: "Non-finite number",
+    when: "a number in the request is too large for a float64 (1e309 would be Infinity)",
   },
   "unknown-class": {
     status: 422,
@@ -78,7 +103,7 @@ export const ERROR_TABLE = {
   "too-many-requests": {
     status: 429,
     title: "Too many requests",
-    when: "the concurrent-request limit is reached (retry after the Retry-After seconds)",
+    when: "the concurrent-request limit or the in-flight pixel budget is reached (retry after the Retry-After seconds)",
   },
   "not-ready": {
     status: 503,

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { QueueObserver } from "../inference/queue.js";
 
 /** The service's Prometheus metrics, in a registry of its own (one per app). */
 export class ServeMetrics {
@@ -10,6 +11,7 @@ export class ServeMetrics {
   readonly batchSize: Histogram<"op">;
   readonly inflight: Gauge;
   readonly queueDepth: Gauge;
+  readonly imagesDecoded: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -54,5 +56,22 @@ export class ServeMetrics {
       registers,
     });
     this.queueDepth = new Gauge({ name: "equivae_queue_depth", help: "Inference jobs waiting", registers });
+    this.imagesDecoded = new Counter({
+      name: "equivae_images_decoded_total",
+      help: "Encoded images handed to the decoder (an image refused from its header never is)",
+      registers,
+    });
+  }
+
+  /** The batching queue's reports as these metrics. */
+  queueObserver(): QueueObserver {
+    return {
+      depth: (n) => this.queueDepth.set(n),
+      waited: (op, s) => this.queueWait.labels(op).observe(s),
+      ran: (op, rows, s) => {
+        this.batchSize.labels(op).observe(rows);
+        this.inference.labels(op).observe(s);
+      },
+    };
   }
 }

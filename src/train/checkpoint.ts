@@ -1,144 +1,27 @@
+/**
+ * Saving and loading a checkpoint's weights and optimizer state: the part of the checkpoint format
+ * that needs TF.js. The format itself and its TF.js-free readers are in src/checkpoint.
+ */
 import * as tf from "@tensorflow/tfjs";
 import { existsSync, promises as fsp } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  FILES,
+  readCentroids,
+  readManifest,
+  readMetrics,
+  readStandardisation,
+  type Centroids,
+  type EpochMetrics,
+  type LabelledSubset,
+  type Manifest,
+  type TrainState,
+} from "../checkpoint/index.js";
 import { UserError } from "../util/errors.js";
-import { recoverDir, replaceDir, sha256File, writeFileSynced } from "../util/fsx.js";
-import type { ModelConfig } from "../model/config.js";
-import { validateConfig } from "../model/config.js";
+import { replaceDir, sha256File, writeFileSynced } from "../util/fsx.js";
 import { EquiVAE } from "../model/equivae.js";
-import { fromFile, type StandardisationFile } from "../model/standardisation.js";
-
-export const CHECKPOINT_FORMAT = "equivae-checkpoint";
-export const CHECKPOINT_VERSION = 1;
-
-export const FILES = {
-  manifest: "manifest.json",
-  weightsSpec: "weights.json",
-  weights: "weights.bin",
-  optimizerSpec: "optimizer.json",
-  optimizer: "optimizer.bin",
-  centroids: "centroids.json",
-  state: "train-state.json",
-  metrics: "metrics.jsonl",
-  /** Semi-supervised runs only: the labelled subset (see LabelledSubset). */
-  labelled: "labelled.json",
-  /** Models with config.standardise: per-pixel mean and std of the training split. */
-  standardisation: "standardisation.json",
-} as const;
-
-/**
- * The labelled rows of a semi-supervised run (`train --labels N`): indices into the training split
- * as loaded (after --train-size), chosen with the run's seed, `perClass` of each class. All other
- * training rows were used unlabelled (labels hidden).
- */
-export interface LabelledSubset {
-  budget: number;
-  perClass: number;
-  seed: number;
-  trainSize: number;
-  /** Sorted row indices of the labelled training rows. */
-  rows: number[];
-  /** p(y) used in U(x): the class frequencies of the labelled rows. */
-  prior: number[];
-}
-
-/** One line of metrics.jsonl. */
-export interface EpochMetrics {
-  epoch: number;
-  /** Training averages over the epoch (per example, nats). */
-  elbo: number;
-  recon: number;
-  kl: number;
-  /** Nearest-centroid error on the validation split (fraction), centroids from the training split. */
-  valCentroidError: number;
-  /** Semi-supervised runs: q(y | x)'s error on the validation split (dropout off). */
-  valClassifierError?: number;
-  /** Semi-supervised runs: mean U(x) over the unlabelled examples, and mean -log q(y | x) over the labelled. */
-  unlabelledU?: number;
-  classificationLoss?: number;
-  batchSize: number;
-  imgPerSec: number;
-  epochSeconds: number;
-  backend: string;
-  time: string;
-}
-
-export interface DatasetInfo {
-  name: string;
-  source: string;
-  classNames: string[];
-  trainSize: number;
-  valSize: number;
-  /** How pixels become the model's input ("pixels / 255", or with per-pixel standardisation). */
-  preprocessing: string;
-  /**
-   * Image folders: the loader settings that reproduce the splits (eval, report). Absent for the
-   * fixed datasets (mnist, fashion-mnist, svhn).
-   */
-  loader?: { imageSize: string; channels: 1 | 3; validationFraction: number; splitSeed: number };
-}
-
-export interface TrainingInfo {
-  /** The command line that produced this checkpoint (the first run, and resumes). */
-  command: string;
-  resumedWith: string[];
-  options: Record<string, unknown>;
-  epochsCompleted: number;
-  epochsPlanned: number;
-  backend: string;
-  wallSeconds: number;
-}
-
-export interface Manifest {
-  format: typeof CHECKPOINT_FORMAT;
-  formatVersion: number;
-  createdAt: string;
-  model: ModelConfig;
-  parameterCount: number;
-  parameters: Record<string, number>;
-  dataset: DatasetInfo;
-  training: TrainingInfo;
-  /** The last completed epoch's metrics. */
-  metrics: EpochMetrics | null;
-  /** A held-out evaluation recorded by `equivae eval --record` (absent until then). */
-  evaluation?: RecordedEvaluation;
-  /** sha256 and size of every other file in the directory. */
-  files: Record<string, { sha256: string; bytes: number }>;
-}
-
-/** Held-out error rates (fractions) as `equivae eval` measures them; null = not measured. */
-export interface EvalErrors {
-  split: string;
-  n: number;
-  centroidError: number;
-  vClassifierError: number | null;
-  benchmarkError: number | null;
-  /** q(y | x)'s error (semi-supervised checkpoints; null otherwise). */
-  posteriorError: number | null;
-}
-
-/** `equivae eval --record`'s result, kept in manifest.json. */
-export interface RecordedEvaluation extends EvalErrors {
-  command: string;
-  backend: string;
-  time: string;
-}
-
-export interface Centroids {
-  classNames: string[];
-  dv: number;
-  /** [K][dv] */
-  centroids: number[][];
-  /** Training rows per class that went into each centroid. */
-  counts: number[];
-}
-
-/** Resume state: the epoch loop restarts at `epoch + 1` with per-epoch seeds, so this is all it needs. */
-export interface TrainState {
-  epoch: number;
-  step: number;
-  wallSeconds: number;
-}
 
 export interface CheckpointContents {
   manifest: Omit<Manifest, "files" | "format" | "formatVersion" | "createdAt">;
@@ -218,42 +101,6 @@ function stripInstance(name: string): string {
   return name.replace(/^m\d+\//, "");
 }
 
-/** Reads and checks manifest.json and the sha256 of every file it lists. */
-export async function readManifest(dir: string, verify = true): Promise<Manifest> {
-  dir = resolve(dir);
-  await recoverDir(dir);
-  const mpath = join(dir, FILES.manifest);
-  if (!existsSync(dir)) throw new UserError(`checkpoint directory not found: ${dir}`);
-  if (!existsSync(mpath)) throw new UserError(`not a checkpoint: ${mpath} is missing`);
-  let m: Manifest;
-  try {
-    m = JSON.parse(await fsp.readFile(mpath, "utf8")) as Manifest;
-  } catch (e) {
-    throw new UserError(`${mpath}: not valid JSON (${(e as Error).message})`);
-  }
-  if (m.format !== CHECKPOINT_FORMAT) throw new UserError(`${mpath}: not an EquiVAE checkpoint manifest`);
-  if (m.formatVersion > CHECKPOINT_VERSION) {
-    throw new UserError(
-      `${mpath}: format version ${m.formatVersion} is newer than this program supports (${CHECKPOINT_VERSION})`,
-    );
-  }
-  try {
-    validateConfig(m.model);
-  } catch (e) {
-    throw new UserError(`${mpath}: invalid model config: ${(e as Error).message}`);
-  }
-  if (verify) {
-    for (const [name, f] of Object.entries(m.files ?? {})) {
-      const p = join(dir, name);
-      if (!existsSync(p)) throw new UserError(`checkpoint file missing: ${p}`);
-      const sha = await sha256File(p);
-      if (sha !== f.sha256)
-        throw new UserError(`checkpoint file corrupt: ${p} does not match its sha256 in manifest.json`);
-    }
-  }
-  return m;
-}
-
 export interface LoadedCheckpoint {
   dir: string;
   manifest: Manifest;
@@ -288,39 +135,13 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
       throw e;
     }
   }
-  const centroids = JSON.parse(await fsp.readFile(join(dir, FILES.centroids), "utf8")) as Centroids;
+  const centroids = await readCentroids(dir);
   const state = JSON.parse(await fsp.readFile(join(dir, FILES.state), "utf8")) as TrainState;
-  const metricsText = existsSync(join(dir, FILES.metrics))
-    ? await fsp.readFile(join(dir, FILES.metrics), "utf8")
-    : "";
-  const metricsLines = metricsText
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as EpochMetrics);
+  const metricsLines = await readMetrics(dir);
   const labelled = existsSync(join(dir, FILES.labelled))
     ? (JSON.parse(await fsp.readFile(join(dir, FILES.labelled), "utf8")) as LabelledSubset)
     : undefined;
   return { dir, manifest, model, centroids, state, metricsLines, ...(labelled ? { labelled } : {}) };
-}
-
-/** A standardising model's standardisation.json, checked against its image shape. */
-export async function readStandardisation(
-  dir: string,
-  m: Pick<Manifest, "model">,
-): Promise<StandardisationFile> {
-  const p = join(dir, FILES.standardisation);
-  if (!existsSync(p)) {
-    throw new UserError(`checkpoint file missing: ${p} (the model standardises its inputs)`);
-  }
-  let f: StandardisationFile;
-  try {
-    f = JSON.parse(await fsp.readFile(p, "utf8")) as StandardisationFile;
-  } catch (e) {
-    throw new UserError(`${p}: not valid JSON (${(e as Error).message})`);
-  }
-  const c = m.model;
-  fromFile(f, [c.height, c.width, c.channels], p);
-  return f;
 }
 
 async function readWeights(
@@ -355,8 +176,4 @@ export async function loadOptimizerState(dir: string, optimizer: tf.Optimizer): 
   const list = Object.entries(values).map(([name, tensor]) => ({ name: name.replace(/^\d+:/, ""), tensor }));
   await optimizer.setWeights(list);
   tf.dispose(list.map((l) => l.tensor));
-}
-
-export function centroidMatrix(c: Centroids): Float32Array {
-  return Float32Array.from(c.centroids.flat());
 }

@@ -4,7 +4,7 @@ import { batchPixels } from "../data/dataset.js";
 import type { ModelConfig } from "../model/config.js";
 import type { EquiVAE } from "../model/equivae.js";
 import { subset } from "../data/dataset.js";
-import { centroidMatrix, type Centroids, type EvalErrors, type LabelledSubset } from "./checkpoint.js";
+import { centroidMatrix, type Centroids, type EvalErrors, type LabelledSubset } from "../checkpoint/index.js";
 import { embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
 import { predictClassifier } from "./semi.js";
 import { mixSeed, withSeededMathRandom } from "../util/rng.js";

@@ -6,7 +6,7 @@
  */
 import type { GaussianScale, LikelihoodName } from "../model/config.js";
 import type { EquiVAE } from "../model/equivae.js";
-import type { StandardiseMode } from "../model/standardisation.js";
+import type { StandardiseMode } from "../checkpoint/index.js";
 import { UserError } from "../util/errors.js";
 
 export type StandardiseChoice = StandardiseMode | "off";

@@ -13,21 +13,19 @@ import { UserError } from "../util/errors.js";
 import { Progress, fmtDuration } from "../util/progress.js";
 import { Rng, mixSeed, normals } from "../util/rng.js";
 import {
-  loadCheckpoint,
-  loadOptimizerState,
   readManifest,
-  saveCheckpoint,
   type Centroids,
+  type DatasetInfo,
   type EpochMetrics,
   type LabelledSubset,
   type TrainState,
-} from "./checkpoint.js";
+} from "../checkpoint/index.js";
+import { loadCheckpoint, loadOptimizerState, saveCheckpoint } from "./checkpoint.js";
 import { centroidsFrom, embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
 import { classPrior, hideLabels, makeSemiStep, predictClassifier, selectLabelled } from "./semi.js";
 import { subset } from "../data/dataset.js";
 import { computeStandardisation, preprocessingText } from "../model/standardisation.js";
 import { checkResumeLikelihood, resolveLikelihood, type LikelihoodOptions } from "./likelihood-options.js";
-import type { DatasetInfo } from "./checkpoint.js";
 
 export interface TrainOptions extends LikelihoodOptions {
   out: string;

@@ -1,5 +1,5 @@
 import type { Engine } from "../../src/inference/index.js";
-import type { ExportManifest } from "../../src/export/manifest.js";
+import type { ExportManifest } from "../../src/checkpoint/index.js";
 
 /** A tiny deterministic Engine (8x8x1 images, 2 classes, dv = dz = 2) whose calls can be slowed down. */
 export class FakeEngine implements Engine {

@@ -1,20 +1,34 @@
+/**
+ * From a decoded image (or a raw pixel array) to the model's input: alpha compositing, colour
+ * conversion, resizing and inversion, all in float32 and synchronous; plus PNG encoding of
+ * model-space images, tiling, and base64 decoding.
+ */
 import { PNG } from "pngjs";
-import jpeg from "jpeg-js";
-import { ApiError } from "./errors.js";
-import { MIN_IMAGE_SIDE } from "./config.js";
+import { ImagingError } from "./errors.js";
+import { checkSize, type ImageFormat } from "./header.js";
 
 /** What was done to one input image to make it the model's input (reported in every response). */
 export interface Preprocessing {
-  source: "png" | "jpeg" | "pixels";
+  source: ImageFormat | "pixels";
+  /** The image as decoded, after its EXIF orientation was applied (see `oriented`). */
   original: { height: number; width: number; colour: string };
+  /** The EXIF Orientation (2-8) that was applied; absent when the image had none (or 1). */
+  oriented?: number;
   converted_from?: string;
   alpha_composited_on?: "black" | "white";
   resized_from?: [number, number];
   inverted?: true;
+  /**
+   * Present when `invert` was "auto": the mean of the model-space image's border (a 2-pixel frame,
+   * 1 for sides under 8; all channels) rounded to 3 decimals, and the background it implies (light
+   * when the mean is over 0.5). The image is inverted when that background is not the model's.
+   */
+  invert_auto?: { border_mean: number; background: "light" | "dark" };
 }
 
 export interface ImageOptions {
-  invert?: boolean;
+  /** Invert (1 - x) after resizing; "auto": invert when the border's background is not the model's. */
+  invert?: boolean | "auto";
   /** Colour that transparent pixels are composited on (default black, the MNIST background). */
   background?: "black" | "white";
   /** Scale of raw pixel arrays (default "0-1"). */
@@ -25,6 +39,11 @@ export interface ModelInput {
   height: number;
   width: number;
   channels: number;
+  /**
+   * The background of the model's training images, for `invert: "auto"`: "dark" (default; MNIST is
+   * a white digit on black), "light", or "any" (auto never inverts; border_mean is still reported).
+   */
+  background?: "dark" | "light" | "any";
 }
 
 /** A source image: float values in [0, 1], row-major [h, w, colour channels (1 or 3)], plus optional alpha. */
@@ -36,79 +55,47 @@ export interface Raster {
   alpha?: Float32Array;
   colour: string;
   source: Preprocessing["source"];
+  /** The EXIF Orientation applied while decoding (absent or 1: none). */
+  orientation?: number;
 }
 
-const PNG_SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const PNG_COLOUR: Record<number, string> = { 0: "grey", 2: "rgb", 3: "palette", 4: "grey+alpha", 6: "rgba" };
-const JPEG_COLOUR: Record<number, string> = { 1: "grey", 3: "rgb", 4: "cmyk" };
-
-export interface ImageHeader {
-  format: "png" | "jpeg";
-  width: number;
-  height: number;
-  colour: string;
-}
-
-/** Reads the format and size from the PNG IHDR / JPEG SOF header, without decoding any pixels. */
-export function readHeader(buf: Uint8Array, what: string): ImageHeader {
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (b.length >= 8 && b.subarray(0, 8).equals(PNG_SIG)) {
-    if (b.length < 26 || b.toString("latin1", 12, 16) !== "IHDR")
-      throw new ApiError("invalid-image", `${what}: truncated PNG (no IHDR header)`);
-    return {
-      format: "png",
-      width: b.readUInt32BE(16),
-      height: b.readUInt32BE(20),
-      colour: PNG_COLOUR[b[25]] ?? "unknown",
-    };
-  }
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) {
-    let i = 2;
-    while (i + 3 < b.length) {
-      if (b[i] !== 0xff)
-        throw new ApiError("invalid-image", `${what}: corrupt JPEG (bad marker at byte ${i})`);
-      const m = b[i + 1];
-      if (m === 0xff) {
-        i++;
-        continue;
-      }
-      if ((m >= 0xd0 && m <= 0xd7) || m === 0x01) {
-        i += 2;
-        continue;
-      }
-      const len = b.readUInt16BE(i + 2);
-      if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
-        if (i + 9 >= b.length) break;
-        return {
-          format: "jpeg",
-          height: b.readUInt16BE(i + 5),
-          width: b.readUInt16BE(i + 7),
-          colour: JPEG_COLOUR[b[i + 9]] ?? "unknown",
-        };
-      }
-      if (m === 0xda || m === 0xd9) break;
-      i += 2 + len;
+/**
+ * Interleaved 8-bit pixels with `channels` = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) -> a
+ * Raster; `grey` keeps only the first channel of RGB(A) input (a grey image expanded to RGB).
+ * Alpha is kept only when some pixel is not opaque.
+ */
+export function fromInterleaved(
+  px: Uint8Array,
+  h: number,
+  w: number,
+  channels: 1 | 2 | 3 | 4,
+  grey: boolean,
+  colour: string,
+  source: Raster["source"],
+): Raster {
+  const n = h * w;
+  const hasAlpha = channels === 2 || channels === 4;
+  const cc: 1 | 3 = grey || channels <= 2 ? 1 : 3;
+  const data = new Float32Array(n * cc);
+  let alpha: Float32Array | undefined;
+  const a = channels - 1;
+  for (let i = 0; i < n; i++) {
+    const o = i * channels;
+    if (cc === 1) data[i] = px[o] / 255;
+    else {
+      data[i * 3] = px[o] / 255;
+      data[i * 3 + 1] = px[o + 1] / 255;
+      data[i * 3 + 2] = px[o + 2] / 255;
     }
-    throw new ApiError("invalid-image", `${what}: corrupt JPEG (no frame header)`);
+    if (hasAlpha && px[o + a] !== 255) {
+      alpha ??= new Float32Array(n).fill(1);
+      alpha[i] = px[o + a] / 255;
+    }
   }
-  throw new ApiError("unsupported-image-type", `${what}: not a PNG or JPEG image`);
+  return { height: h, width: w, colourChannels: cc, data, alpha, colour, source };
 }
 
-function checkSize(h: number, w: number, maxPixels: number, what: string): void {
-  if (h === 0 || w === 0) throw new ApiError("invalid-image", `${what}: image of size ${w}x${h}`);
-  if (h * w > maxPixels)
-    throw new ApiError(
-      "image-too-large",
-      `${what}: ${w}x${h} = ${h * w} pixels is over the limit of ${maxPixels}`,
-    );
-  if (h < MIN_IMAGE_SIDE || w < MIN_IMAGE_SIDE)
-    throw new ApiError(
-      "image-too-small",
-      `${what}: ${w}x${h} is below the minimum of ${MIN_IMAGE_SIDE}x${MIN_IMAGE_SIDE} pixels (not upscaled)`,
-    );
-}
-
-/** RGBA bytes (as decoded by pngjs / jpeg-js) -> a Raster; `colour` "grey"/"grey+alpha" keeps one channel. */
+/** RGBA bytes -> a Raster; `colour` "grey"/"grey+alpha" keeps one channel. */
 export function fromRgba(
   rgba: Uint8Array,
   h: number,
@@ -116,51 +103,8 @@ export function fromRgba(
   colour: string,
   source: Raster["source"],
 ): Raster {
-  const n = h * w;
   const grey = colour === "grey" || colour === "grey+alpha";
-  const cc: 1 | 3 = grey ? 1 : 3;
-  const data = new Float32Array(n * cc);
-  let alpha: Float32Array | undefined;
-  for (let i = 0; i < n; i++) {
-    if (grey) data[i] = rgba[i * 4] / 255;
-    else for (let k = 0; k < 3; k++) data[i * 3 + k] = rgba[i * 4 + k] / 255;
-    if (rgba[i * 4 + 3] !== 255) {
-      alpha ??= new Float32Array(n).fill(1);
-      alpha[i] = rgba[i * 4 + 3] / 255;
-    }
-  }
-  return { height: h, width: w, colourChannels: cc, data, alpha, colour, source };
-}
-
-/** Decodes a PNG or JPEG after checking its header against the limits. */
-export function decodeImage(buf: Uint8Array, maxPixels: number, what: string): Raster {
-  const hdr = readHeader(buf, what);
-  checkSize(hdr.height, hdr.width, maxPixels, what);
-  let rgba: Uint8Array;
-  let w: number;
-  let h: number;
-  try {
-    if (hdr.format === "png") {
-      const png = PNG.sync.read(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
-      ({ width: w, height: h } = png);
-      rgba = png.data;
-    } else {
-      const img = jpeg.decode(buf, {
-        useTArray: true,
-        formatAsRGBA: true,
-        maxResolutionInMP: Math.max(1, maxPixels / 1e6),
-        maxMemoryUsageInMB: 1024,
-      });
-      ({ width: w, height: h } = img);
-      rgba = img.data;
-    }
-  } catch (e) {
-    const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
-    throw new ApiError("invalid-image", `${what}: cannot decode ${hdr.format.toUpperCase()} (${msg})`);
-  }
-  if (w !== hdr.width || h !== hdr.height)
-    throw new ApiError("invalid-image", `${what}: header and data sizes differ`);
-  return fromRgba(rgba, h, w, hdr.colour, hdr.format);
+  return fromInterleaved(rgba, h, w, 4, grey, colour, source);
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -172,12 +116,12 @@ export function decodeBase64(s: string, what: string): Buffer {
   if (s.startsWith("data:")) {
     const m = /^data:([^,;]*)(;[^,]*)?,(.*)$/s.exec(s);
     if (!m || !(m[2] ?? "").split(";").includes("base64"))
-      throw new ApiError("invalid-base64", `${what}: a data URI must be 'data:<type>;base64,<data>'`);
+      throw new ImagingError("invalid-base64", `${what}: a data URI must be 'data:<type>;base64,<data>'`);
     body = m[3];
   }
   body = body.replace(/\s+/g, "");
   const ok = (BASE64.test(body) || BASE64URL.test(body)) && body.length % 4 !== 1;
-  if (!ok || body.length === 0) throw new ApiError("invalid-base64", `${what}: not valid base64`);
+  if (!ok || body.length === 0) throw new ImagingError("invalid-base64", `${what}: not valid base64`);
   return Buffer.from(body, BASE64.test(body) ? "base64" : "base64url");
 }
 
@@ -195,27 +139,27 @@ export function fromPixels(
   const scale = opts.pixelsRange === "0-255" ? 255 : 1;
   const val = (x: unknown, where: string): number => {
     if (typeof x !== "number" || !Number.isFinite(x))
-      throw new ApiError("invalid-pixels", `${what}${where}: not a finite number`);
+      throw new ImagingError("invalid-pixels", `${what}${where}: not a finite number`);
     if (x < 0 || x > scale)
-      throw new ApiError(
+      throw new ImagingError(
         "invalid-pixels",
         `${what}${where}: ${x} is outside [0, ${scale}] (pixels_range "${opts.pixelsRange ?? "0-1"}")`,
       );
     return x / scale;
   };
   if (!Array.isArray(p) || p.length === 0)
-    throw new ApiError("invalid-pixels", `${what}: not a non-empty array`);
+    throw new ImagingError("invalid-pixels", `${what}: not a non-empty array`);
   if (!Array.isArray(p[0])) {
     const want = model.height * model.width * model.channels;
     if (p.length !== want)
-      throw new ApiError(
+      throw new ImagingError(
         "invalid-pixels",
         `${what}: a flat array needs ${want} values (${model.height}x${model.width}x${model.channels}), got ${p.length}; send other sizes nested as [h][w] or [h][w][c]`,
       );
     const data = Float32Array.from(p, (x, i) => val(x, `[${i}]`));
     const cc = model.channels === 1 ? 1 : 3;
     if (model.channels !== 1 && model.channels !== 3)
-      throw new ApiError("invalid-pixels", `${what}: flat arrays need a 1- or 3-channel model`);
+      throw new ImagingError("invalid-pixels", `${what}: flat arrays need a 1- or 3-channel model`);
     return {
       height: model.height,
       width: model.width,
@@ -230,12 +174,7 @@ export function fromPixels(
   const w = row0.length;
   const c = Array.isArray(row0[0]) ? (row0[0] as unknown[]).length : 0; // 0: [h][w] grey
   if (c !== 0 && c !== 1 && c !== 3 && c !== 4)
-    throw new ApiError("invalid-pixels", `${what}: pixels need 1, 3 or 4 channels, got ${c}`);
-  if (h * w > maxPixels)
-    throw new ApiError(
-      "image-too-large",
-      `${what}: ${w}x${h} = ${h * w} pixels is over the limit of ${maxPixels}`,
-    );
+    throw new ImagingError("invalid-pixels", `${what}: pixels need 1, 3 or 4 channels, got ${c}`);
   checkSize(h, w, maxPixels, what);
   const cc: 1 | 3 = c === 3 || c === 4 ? 3 : 1;
   const data = new Float32Array(h * w * cc);
@@ -243,7 +182,7 @@ export function fromPixels(
   for (let y = 0; y < h; y++) {
     const row = p[y];
     if (!Array.isArray(row) || row.length !== w)
-      throw new ApiError("invalid-pixels", `${what}[${y}]: ragged rows (want ${w} values)`);
+      throw new ImagingError("invalid-pixels", `${what}[${y}]: ragged rows (want ${w} values)`);
     for (let x = 0; x < w; x++) {
       const px = row[x];
       if (c === 0) {
@@ -251,7 +190,7 @@ export function fromPixels(
         continue;
       }
       if (!Array.isArray(px) || px.length !== c)
-        throw new ApiError("invalid-pixels", `${what}[${y}][${x}]: want ${c} channel values`);
+        throw new ImagingError("invalid-pixels", `${what}[${y}][${x}]: want ${c} channel values`);
       const o = (y * w + x) * cc;
       for (let k = 0; k < cc; k++) data[o + k] = val(px[k], `[${y}][${x}][${k}]`);
       if (c === 4) {
@@ -289,7 +228,18 @@ function axisWeights(inSize: number, outSize: number): Array<Array<[number, numb
   return out;
 }
 
-function resize(src: Float32Array, h: number, w: number, c: number, H: number, W: number): Float32Array {
+/**
+ * Resizes [h, w, c] floats to [H, W, c]: area averaging when shrinking, bilinear when enlarging
+ * (each axis on its own; the aspect ratio is not kept); values clamped to [0, 1].
+ */
+export function resize(
+  src: Float32Array,
+  h: number,
+  w: number,
+  c: number,
+  H: number,
+  W: number,
+): Float32Array {
   const wx = axisWeights(w, W);
   const wy = axisWeights(h, H);
   const tmp = new Float64Array(h * W * c);
@@ -307,9 +257,32 @@ function resize(src: Float32Array, h: number, w: number, c: number, H: number, W
 }
 
 /**
+ * The mean of an [H, W, C] image's border: a frame 2 pixels wide (1 when a side is under 8), all
+ * channels. Used by `invert: "auto"` to tell a light background from a dark one.
+ */
+export function borderMean(data: Float32Array, H: number, W: number, C: number): number {
+  const f = Math.min(H, W) < 8 ? 1 : 2;
+  let sum = 0;
+  let count = 0;
+  for (let y = 0; y < H; y++) {
+    const edgeRow = y < f || y >= H - f;
+    for (let x = 0; x < W; x++) {
+      if (!edgeRow && x >= f && x < W - f) {
+        x = W - f - 1; // skip the interior of the row
+        continue;
+      }
+      for (let k = 0; k < C; k++) sum += data[(y * W + x) * C + k];
+      count += C;
+    }
+  }
+  return count === 0 ? 0 : sum / count;
+}
+
+/**
  * Makes a raster the model's input: alpha composited on the background colour, colour converted
  * (to grey by Rec. 601 luminance 0.299 R + 0.587 G + 0.114 B; grey to colour by repetition), resized
- * (area averaging down, bilinear up; the aspect ratio is not kept), then optionally inverted.
+ * (area averaging down, bilinear up; the aspect ratio is not kept), then optionally inverted
+ * (`invert: "auto"`: when the border of the resized image says its background is not the model's).
  * Writes into `out` (H*W*C floats) and returns what was done.
  */
 export function toModelInput(
@@ -322,13 +295,15 @@ export function toModelInput(
     source: r.source,
     original: { height: r.height, width: r.width, colour: r.colour },
   };
+  if (r.orientation !== undefined && r.orientation !== 1) pre.oriented = r.orientation;
   const n = r.height * r.width;
   let data = r.data;
   let cc: number = r.colourChannels;
   if (r.alpha) {
     const bg = opts.background === "white" ? 1 : 0;
+    const alpha = r.alpha;
     data = Float32Array.from(data, (v, i) => {
-      const a = r.alpha![Math.floor(i / cc)];
+      const a = alpha[Math.floor(i / cc)];
       return a * v + (1 - a) * bg;
     });
     pre.alpha_composited_on = opts.background ?? "black";
@@ -346,7 +321,7 @@ export function toModelInput(
     pre.converted_from = r.colour;
   } else if (model.channels !== cc) {
     if (cc !== 1)
-      throw new ApiError("invalid-pixels", `cannot convert ${r.colour} to ${model.channels} channels`);
+      throw new ImagingError("invalid-pixels", `cannot convert ${r.colour} to ${model.channels} channels`);
     const m = new Float32Array(n * model.channels);
     for (let i = 0; i < n; i++) m.fill(data[i], i * model.channels, (i + 1) * model.channels);
     data = m;
@@ -357,7 +332,15 @@ export function toModelInput(
     data = resize(data, r.height, r.width, cc, model.height, model.width);
     pre.resized_from = [r.height, r.width];
   }
-  if (opts.invert) {
+  let invert = opts.invert === true;
+  if (opts.invert === "auto") {
+    const mean = borderMean(data, model.height, model.width, cc);
+    const background = mean > 0.5 ? "light" : "dark";
+    pre.invert_auto = { border_mean: Math.round(mean * 1000) / 1000, background };
+    const want = model.background ?? "dark";
+    invert = want !== "any" && background !== want;
+  }
+  if (invert) {
     for (let i = 0; i < data.length; i++) out[i] = 1 - data[i];
     pre.inverted = true;
   } else out.set(data);

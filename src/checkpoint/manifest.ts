@@ -1,31 +1,53 @@
-import { promises as fsp } from "node:fs";
-import { join } from "node:path";
-import { FILES, type Manifest, type RecordedEvaluation } from "../train/checkpoint.js";
+import { existsSync, promises as fsp } from "node:fs";
+import { join, resolve } from "node:path";
 import { UserError } from "../util/errors.js";
-import { writeFileAtomic } from "../util/fsx.js";
-import type { TensorSpec } from "./onnx-builder.js";
+import { recoverDir, sha256File, writeFileAtomic } from "../util/fsx.js";
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  FILES,
+  type ExportManifest,
+  type Manifest,
+  type OnnxSection,
+  type RecordedEvaluation,
+} from "./format.js";
+import { validateConfig } from "./model-config.js";
 
-export interface OnnxGraphInfo {
-  file: string;
-  doc: string;
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
+/** Reads and checks manifest.json and the sha256 of every file it lists. */
+export async function readManifest(dir: string, verify = true): Promise<Manifest> {
+  dir = resolve(dir);
+  await recoverDir(dir);
+  const mpath = join(dir, FILES.manifest);
+  if (!existsSync(dir)) throw new UserError(`checkpoint directory not found: ${dir}`);
+  if (!existsSync(mpath)) throw new UserError(`not a checkpoint: ${mpath} is missing`);
+  let m: Manifest;
+  try {
+    m = JSON.parse(await fsp.readFile(mpath, "utf8")) as Manifest;
+  } catch (e) {
+    throw new UserError(`${mpath}: not valid JSON (${(e as Error).message})`);
+  }
+  if (m.format !== CHECKPOINT_FORMAT) throw new UserError(`${mpath}: not an EquiVAE checkpoint manifest`);
+  if (m.formatVersion > CHECKPOINT_VERSION) {
+    throw new UserError(
+      `${mpath}: format version ${m.formatVersion} is newer than this program supports (${CHECKPOINT_VERSION})`,
+    );
+  }
+  try {
+    validateConfig(m.model);
+  } catch (e) {
+    throw new UserError(`${mpath}: invalid model config: ${(e as Error).message}`);
+  }
+  if (verify) {
+    for (const [name, f] of Object.entries(m.files ?? {})) {
+      const p = join(dir, name);
+      if (!existsSync(p)) throw new UserError(`checkpoint file missing: ${p}`);
+      const sha = await sha256File(p);
+      if (sha !== f.sha256)
+        throw new UserError(`checkpoint file corrupt: ${p} does not match its sha256 in manifest.json`);
+    }
+  }
+  return m;
 }
-
-/** The manifest's `onnx` section, written by exportOnnx. */
-export interface OnnxSection {
-  opset: number;
-  irVersion: number;
-  producer: string;
-  exportedAt: string;
-  /** sha256 of the weights.bin the graphs were made from (stale exports are refused at load). */
-  weightsSha256: string;
-  /** Images are NHWC float32 in [0, 1]; dimensions given as strings are dynamic. */
-  graphs: Record<string, OnnxGraphInfo>;
-}
-
-/** A checkpoint manifest that may carry ONNX graphs. */
-export type ExportManifest = Manifest & { onnx?: OnnxSection };
 
 /**
  * Records ONNX files in manifest.json: their sha256 and size in `files` (entries of a previous

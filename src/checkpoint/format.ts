@@ -1,0 +1,167 @@
+/**
+ * The checkpoint format: file names and the JSON documents in a checkpoint directory. Nothing here
+ * (or anywhere under src/checkpoint) loads TF.js, so serving and `embed` can read checkpoints
+ * without it; writing weights and optimizer state (which needs TF.js) is src/train/checkpoint.ts.
+ */
+import type { ModelConfig } from "../model/config.js";
+
+export const CHECKPOINT_FORMAT = "equivae-checkpoint";
+export const CHECKPOINT_VERSION = 1;
+
+export const FILES = {
+  manifest: "manifest.json",
+  weightsSpec: "weights.json",
+  weights: "weights.bin",
+  optimizerSpec: "optimizer.json",
+  optimizer: "optimizer.bin",
+  centroids: "centroids.json",
+  state: "train-state.json",
+  metrics: "metrics.jsonl",
+  /** Semi-supervised runs only: the labelled subset (see LabelledSubset). */
+  labelled: "labelled.json",
+  /** Models with config.standardise: per-pixel mean and std of the training split. */
+  standardisation: "standardisation.json",
+} as const;
+
+/**
+ * The labelled rows of a semi-supervised run (`train --labels N`): indices into the training split
+ * as loaded (after --train-size), chosen with the run's seed, `perClass` of each class. All other
+ * training rows were used unlabelled (labels hidden).
+ */
+export interface LabelledSubset {
+  budget: number;
+  perClass: number;
+  seed: number;
+  trainSize: number;
+  /** Sorted row indices of the labelled training rows. */
+  rows: number[];
+  /** p(y) used in U(x): the class frequencies of the labelled rows. */
+  prior: number[];
+}
+
+/** One line of metrics.jsonl. */
+export interface EpochMetrics {
+  epoch: number;
+  /** Training averages over the epoch (per example, nats). */
+  elbo: number;
+  recon: number;
+  kl: number;
+  /** Nearest-centroid error on the validation split (fraction), centroids from the training split. */
+  valCentroidError: number;
+  /** Semi-supervised runs: q(y | x)'s error on the validation split (dropout off). */
+  valClassifierError?: number;
+  /** Semi-supervised runs: mean U(x) over the unlabelled examples, and mean -log q(y | x) over the labelled. */
+  unlabelledU?: number;
+  classificationLoss?: number;
+  batchSize: number;
+  imgPerSec: number;
+  epochSeconds: number;
+  backend: string;
+  time: string;
+}
+
+export interface DatasetInfo {
+  name: string;
+  source: string;
+  classNames: string[];
+  trainSize: number;
+  valSize: number;
+  /** How pixels become the model's input ("pixels / 255", or with per-pixel standardisation). */
+  preprocessing: string;
+  /**
+   * Image folders: the loader settings that reproduce the splits (eval, report). Absent for the
+   * fixed datasets (mnist, fashion-mnist, svhn).
+   */
+  loader?: { imageSize: string; channels: 1 | 3; validationFraction: number; splitSeed: number };
+}
+
+export interface TrainingInfo {
+  /** The command line that produced this checkpoint (the first run, and resumes). */
+  command: string;
+  resumedWith: string[];
+  options: Record<string, unknown>;
+  epochsCompleted: number;
+  epochsPlanned: number;
+  backend: string;
+  wallSeconds: number;
+}
+
+export interface Manifest {
+  format: typeof CHECKPOINT_FORMAT;
+  formatVersion: number;
+  createdAt: string;
+  model: ModelConfig;
+  parameterCount: number;
+  parameters: Record<string, number>;
+  dataset: DatasetInfo;
+  training: TrainingInfo;
+  /** The last completed epoch's metrics. */
+  metrics: EpochMetrics | null;
+  /** A held-out evaluation recorded by `equivae eval --record` (absent until then). */
+  evaluation?: RecordedEvaluation;
+  /** sha256 and size of every other file in the directory. */
+  files: Record<string, { sha256: string; bytes: number }>;
+}
+
+/** Held-out error rates (fractions) as `equivae eval` measures them; null = not measured. */
+export interface EvalErrors {
+  split: string;
+  n: number;
+  centroidError: number;
+  vClassifierError: number | null;
+  benchmarkError: number | null;
+  /** q(y | x)'s error (semi-supervised checkpoints; null otherwise). */
+  posteriorError: number | null;
+}
+
+/** `equivae eval --record`'s result, kept in manifest.json. */
+export interface RecordedEvaluation extends EvalErrors {
+  command: string;
+  backend: string;
+  time: string;
+}
+
+export interface Centroids {
+  classNames: string[];
+  dv: number;
+  /** [K][dv] */
+  centroids: number[][];
+  /** Training rows per class that went into each centroid. */
+  counts: number[];
+}
+
+/** Resume state: the epoch loop restarts at `epoch + 1` with per-epoch seeds, so this is all it needs. */
+export interface TrainState {
+  epoch: number;
+  step: number;
+  wallSeconds: number;
+}
+
+/** A graph input/output: name, shape (a string = a dynamic dimension) and element type. */
+export interface TensorSpec {
+  name: string;
+  shape: Array<number | string>;
+  dtype: "float32";
+}
+
+export interface OnnxGraphInfo {
+  file: string;
+  doc: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+/** The manifest's `onnx` section, written by exportOnnx. */
+export interface OnnxSection {
+  opset: number;
+  irVersion: number;
+  producer: string;
+  exportedAt: string;
+  /** sha256 of the weights.bin the graphs were made from (stale exports are refused at load). */
+  weightsSha256: string;
+  /** Images are NHWC float32 in [0, 1]; dimensions given as strings are dynamic. */
+  graphs: Record<string, OnnxGraphInfo>;
+}
+
+/** A checkpoint manifest that may carry ONNX graphs. */
+export type ExportManifest = Manifest & { onnx?: OnnxSection };
