@@ -22,6 +22,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { PNG } from "pngjs";
 import { OnnxEngine } from "../src/inference/onnx-engine.js";
+import { SERVE_NODE_FLAGS } from "../src/serve/config.js";
 
 /** The repository root (this file is dist/scripts/bench-http.js once compiled). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -321,7 +322,7 @@ if (process.env.BENCH_WORKERS) serveArgs.push("--workers", process.env.BENCH_WOR
 const results: Measured[] = [];
 {
   const port = await freePort();
-  const args = [CLI, ...serveArgs, "--port", String(port)];
+  const args = [...SERVE_NODE_FLAGS, CLI, ...serveArgs, "--port", String(port)];
   const label = `project (serve${process.env.BENCH_WORKERS ? ` --workers ${process.env.BENCH_WORKERS}` : ""} --threads 1)`;
   results.push(
     await measure(label, () => startServer(process.execPath, args, { ...process.env }, port, "/readyz")),

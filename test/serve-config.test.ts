@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseServeConfig, serveFlagsMarkdown, serveUsage } from "../src/serve/command.js";
-import { DEFAULT_LIMITS, SERVE_FLAGS } from "../src/serve/config.js";
+import { DEFAULT_LIMITS, SERVE_FLAGS, SERVE_NODE_FLAGS } from "../src/serve/config.js";
 import { UserError } from "../src/util/errors.js";
 import { runCli } from "./helpers/cli.js";
 import { ROOT } from "./helpers/paths.js";
@@ -66,4 +66,12 @@ test("--help and the README's flag table are generated from the one table", () =
     readme.includes(serveFlagsMarkdown()),
     `README.md's serve flag table is stale; it should read:\n${serveFlagsMarkdown()}`,
   );
+});
+
+test("npm start and the Dockerfile run the server with its node flags", () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  assert.equal(pkg.scripts.start, `node ${SERVE_NODE_FLAGS.join(" ")} dist/src/cli.js serve`);
+  const docker = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+  const cmd = JSON.stringify(["node", ...SERVE_NODE_FLAGS, "dist/src/cli.js", "serve"]).replace(/,/g, ", ");
+  assert.ok(docker.includes(`CMD ${cmd}`), `Dockerfile should end with CMD ${cmd}`);
 });

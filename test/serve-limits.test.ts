@@ -94,7 +94,10 @@ test("concurrent invariant embeddings are coalesced into one engine call", async
     const inv = engine.calls.filter((c) => c.op === "invariant");
     assert.ok(inv.length < 5 && inv.some((c) => c.n > 1), JSON.stringify(inv));
     const m = await (await fetch(url + "/metrics")).text();
-    assert.match(m, /equivae_inference_batch_size_bucket\{le="4",op="invariant"\} [1-9]/);
+    assert.match(
+      m,
+      /equivae_inference_batch_size_bucket\{le="4",op="invariant",model="fake",version="\w+"\} [1-9]/,
+    );
   } finally {
     server.close();
   }
@@ -120,4 +123,66 @@ test("SIGTERM drains an in-flight request, then the process exits 0", async () =
   assert.equal(await exited, 0, out);
   assert.match(out, /SIGTERM: draining 1 in-flight/);
   await assert.rejects(fetch(url + "/healthz"), "no longer accepting");
+});
+
+test("large images are admitted by the in-flight pixel budget; small requests are never starved by it", async () => {
+  const engine = new FakeEngine();
+  engine.delayMs = 300;
+  const app = createApp(engine, { limits: { maxInflightPixels: 100_000 }, log: () => {} });
+  await app.ready;
+  const { server, url } = await listen(app);
+  const big = { pixels: [Array.from({ length: 300 }, () => Array(300).fill(0.5))] }; // 90,000 pixels
+  const send = (b: unknown) =>
+    fetch(url + "/classify", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(b),
+    });
+  try {
+    const first = send(big);
+    await until(() => app.inflight() === 1);
+    const second = await send(big);
+    assert.equal(second.status, 429);
+    const p = (await second.json()) as { type: string; detail: string };
+    assert.equal(p.type, "/docs#problem-too-many-requests");
+    assert.match(p.detail, /in-flight budget of 100000/);
+    // An 8x8 request is admitted while the budget is spent.
+    assert.equal((await send(body)).status, 200);
+    assert.equal((await first).status, 200);
+    await until(() => app.inflight() === 0);
+    assert.equal((await send(big)).status, 200, "the budget is given back");
+  } finally {
+    server.close();
+  }
+});
+
+test("a body that does not arrive within the body timeout gets 408 and holds no slot meanwhile", async () => {
+  const app = createApp(new FakeEngine(), {
+    limits: { bodyTimeoutMs: 200, maxConcurrent: 1 },
+    log: () => {},
+  });
+  await app.ready;
+  const { server, url } = await listen(app);
+  const { port } = new URL(url);
+  const net = await import("node:net");
+  try {
+    // A client that sends its headers and 2 of 20 bytes, then nothing.
+    const slow = net.connect(Number(port), "127.0.0.1");
+    const answer = new Promise<string>((resolve) => {
+      let text = "";
+      slow.on("data", (d) => (text += d.toString()));
+      slow.on("close", () => resolve(text));
+      slow.on("error", () => resolve(text));
+    });
+    slow.write(
+      'POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n{"',
+    );
+    // The one concurrency slot is free for a valid client while the slow body trickles.
+    assert.equal((await post(url)).status, 200);
+    const text = await answer;
+    assert.match(text, /^HTTP\/1\.1 408 /);
+    assert.match(text, /problem-body-timeout/);
+  } finally {
+    server.close();
+  }
 });

@@ -454,14 +454,18 @@ test("every error row gives its problem+json, and the server keeps answering", a
 test("/metrics exposes request, latency, queue, inference and batch-size histograms", async () => {
   await good();
   const r = await request(app).get("/metrics").expect(200);
+  // Every series names the model and the version that served it (X-Model-Version).
+  const version = (await request(app).get("/v1/models")).body.models[0].version;
+  const mv = `model="mnist",version="${version}"`;
   for (const name of [
-    'equivae_http_requests_total{route="/classify",method="POST",status="200"}',
-    'equivae_http_request_duration_seconds_bucket{le="0.005",route="/classify",method="POST",status="200"}',
-    'equivae_http_requests_total{route="/classify",method="POST",status="415"}',
-    'equivae_queue_wait_seconds_bucket{le="0.001",op="invariant"}',
-    'equivae_inference_duration_seconds_count{op="decode"}',
-    'equivae_inference_batch_size_bucket{le="64",op="invariant"}',
+    `equivae_http_requests_total{route="/classify",method="POST",status="200",${mv}}`,
+    `equivae_http_request_duration_seconds_bucket{le="0.005",route="/classify",method="POST",status="200",${mv}}`,
+    `equivae_http_requests_total{route="/classify",method="POST",status="415",${mv}}`,
+    `equivae_queue_wait_seconds_bucket{le="0.001",op="invariant",${mv}}`,
+    `equivae_inference_duration_seconds_count{op="decode",${mv}}`,
+    `equivae_inference_batch_size_bucket{le="64",op="invariant",${mv}}`,
     "equivae_requests_in_flight",
+    'equivae_model_loads_total{model="mnist",result="ok"} 1',
   ])
     assert.ok(r.text.includes(name), `metrics have ${name}`);
 });

@@ -152,10 +152,176 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The loaded model(s) (also at /v1/models). */
+        /** Every model of the server (also at /v1/models), with its state and serving version. */
         get: operations["models"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        /** One model (as in /models). */
+        get: operations["model"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{id}/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        /** 200 while a version of the model serves (503 not-ready while loading, failed or unloaded). */
+        get: operations["modelReady"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{id}/load": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Load the model, or its new or changed version, from the repository, then swap it in.
+         * @description The new version is loaded beside the one serving (sha256 of every file verified, warmed
+         *     up), then swapped in at once; requests in flight finish on the version they started with.
+         *     A version that cannot load is refused (422 model-load-failed) and the previous one keeps
+         *     serving.
+         */
+        post: operations["loadModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{id}/unload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop serving the model (its version is released after its last request). */
+        post: operations["unloadModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{id}/classify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** POST /classify on this model (the unprefixed routes serve the default model). */
+        post: operations["classifyModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{id}/embed/invariant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** POST /embed/invariant on this model. */
+        post: operations["embedInvariantModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{id}/embed/equivariant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** POST /embed/equivariant on this model. */
+        post: operations["embedEquivariantModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{id}/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** POST /generate on this model. */
+        post: operations["generateModel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -403,31 +569,48 @@ export interface components {
             timeout_ms: number;
             min_image_side: number;
         };
+        /** @description A model; the fields after `failure` are present while a version serves. */
         ModelInfo: {
+            /** @description The model's folder name in the repository. */
             id: string;
-            dir?: string;
+            /**
+             * @description ready while a version serves (a newer version that failed to load leaves it ready).
+             * @enum {string}
+             */
+            state: "loading" | "ready" | "failed" | "unloaded";
+            /** @description Whether the unprefixed routes serve this model. */
+            default: boolean;
+            /** @description The last load that failed (its version was refused; the previous one, if any, keeps serving). */
+            failure?: {
+                version: string;
+                reason: string;
+                /** Format: date-time */
+                at: string;
+            };
+            /** @description The serving version (the version folder's number, or a short hash of manifest.json); also X-Model-Version on every answer. */
+            version?: string;
             /** @enum {string} */
-            engine: "onnx" | "tfjs";
+            engine?: "onnx" | "tfjs";
             dataset?: string;
             created_at?: string;
             parameter_count?: number;
-            input: {
+            input?: {
                 height: number;
                 width: number;
                 channels: number;
             };
-            dv: number;
-            dz: number;
-            classes: string[];
+            dv?: number;
+            dz?: number;
+            classes?: string[];
             /**
              * @description p(x | v, z) of the model; /generate returns its mean (Bernoulli probabilities or Gaussian means).
              * @enum {string}
              */
-            likelihood: "bernoulli" | "gaussian";
+            likelihood?: "bernoulli" | "gaussian";
             /** @description The model standardises its input internally (statistics of its training split). Clients always send [0, 1] pixels either way. */
-            standardised: boolean;
+            standardised?: boolean;
             /** @description The `method`s /classify accepts for this model (posterior needs a semi-supervised model). */
-            classify_methods: ("centroid" | "posterior")[];
+            classify_methods?: ("centroid" | "posterior")[];
             /** @description The last training epoch's metrics (ELBO, reconstruction, KL, validation error). */
             metrics?: {
                 [key: string]: unknown;
@@ -436,10 +619,18 @@ export interface components {
             evaluation?: {
                 [key: string]: unknown;
             } | null;
-            limits: components["schemas"]["Limits"];
+            limits?: components["schemas"]["Limits"];
         };
         ModelsResponse: {
             models: components["schemas"]["ModelInfo"][];
+            /** @description The model the unprefixed routes (/classify, ...) serve. */
+            default_model: string;
+        };
+        ModelLoadResponse: {
+            id: string;
+            /** @enum {string} */
+            state: "loading" | "ready" | "failed" | "unloaded";
+            version?: string;
         };
         /** @description RFC 9457 problem details. */
         Problem: {
@@ -450,6 +641,8 @@ export interface components {
             detail: string;
             /** @description The request path. */
             instance: string;
+            /** @description The request's id, as in the X-Request-Id response header and the server's log line. */
+            request_id?: string;
             /** @description Schema validation errors (validation-failed only). */
             errors?: {
                 path?: string;
@@ -468,8 +661,36 @@ export interface components {
             };
         };
     };
-    parameters: never;
-    requestBodies: never;
+    parameters: {
+        /** @description The model's id (its folder name in the model repository). */
+        ModelId: string;
+    };
+    requestBodies: {
+        Classify: {
+            content: {
+                "application/json": components["schemas"]["ClassifyRequest"];
+                "multipart/form-data": components["schemas"]["ClassifyForm"];
+            };
+        };
+        EmbedInvariant: {
+            content: {
+                "application/json": components["schemas"]["EmbedInvariantRequest"];
+                "multipart/form-data": components["schemas"]["EmbedInvariantForm"];
+            };
+        };
+        EmbedEquivariant: {
+            content: {
+                "application/json": components["schemas"]["EmbedEquivariantRequest"];
+                "multipart/form-data": components["schemas"]["EmbedEquivariantForm"];
+            };
+        };
+        Generate: {
+            content: {
+                "application/json": components["schemas"]["GenerateRequest"];
+                "multipart/form-data": components["schemas"]["GenerateForm"];
+            };
+        };
+    };
     headers: never;
     pathItems: never;
 }
@@ -650,7 +871,11 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Manifest summary, class names, dimensions, engine kind and the limits in force. */
+            /**
+             * @description Per model: id, state (loading, ready, failed, unloaded), the version serving and, while
+             *     one serves, its manifest summary, class names, dimensions, engine kind and the limits in
+             *     force; the last failed load and its reason. No host paths.
+             */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -659,6 +884,203 @@ export interface operations {
                     "application/json": components["schemas"]["ModelsResponse"];
                 };
             };
+        };
+    };
+    model: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The model. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelInfo"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    modelReady: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready; the serving version is also in X-Model-Version. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready";
+                        version: string;
+                    };
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    loadModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The model serves this version now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelLoadResponse"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    unloadModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unloaded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelLoadResponse"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    classifyModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["Classify"];
+        responses: {
+            /** @description As POST /classify. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClassifyResponse"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    embedInvariantModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["EmbedInvariant"];
+        responses: {
+            /** @description As POST /embed/invariant. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmbedInvariantResponse"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    embedEquivariantModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["EmbedEquivariant"];
+        responses: {
+            /** @description As POST /embed/equivariant. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmbedEquivariantResponse"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    generateModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id (its folder name in the model repository). */
+                id: components["parameters"]["ModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["Generate"];
+        responses: {
+            /** @description As POST /generate. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenerateResponse"];
+                    "image/png": string;
+                };
+            };
+            default: components["responses"]["Problem"];
         };
     };
     openapi: {

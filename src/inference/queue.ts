@@ -21,6 +21,8 @@ export interface QueueObserver {
   depth(waiting: number): void;
   waited(op: string, seconds: number): void;
   ran(op: string, rows: number, seconds: number): void;
+  /** One job's wait and the run of the engine call that served it, by the signal it was submitted with. */
+  timed?(signal: AbortSignal | undefined, waitedSeconds: number, ranSeconds: number): void;
 }
 
 export interface BatchQueueOptions {
@@ -183,7 +185,9 @@ export class BatchQueue {
     } catch (e) {
       for (const j of batch) j.reject(e);
     } finally {
-      obs?.ran(op, rows, (performance.now() - t0) / 1000);
+      const ran = (performance.now() - t0) / 1000;
+      obs?.ran(op, rows, ran);
+      if (obs?.timed) for (const j of batch) obs.timed(j.signal, (t0 - j.enqueued) / 1000, ran);
     }
   }
 

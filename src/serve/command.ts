@@ -8,6 +8,10 @@ import { loadEngine } from "../inference/index.js";
 import { defaultWorkers } from "../inference/workers/pool.js";
 import { UserError, errorMessage } from "../util/errors.js";
 import { DEFAULT_MODEL_DIR, LIMIT_FLAGS, SERVE_FLAGS, type FlagSpec, type Limits } from "./config.js";
+import { KeyStore, type MetricsAuth } from "./auth.js";
+import { parseOrigins } from "./cors.js";
+import { isDir, resolveVersion, type ModelSource } from "./models.js";
+import { createLogger, logFormat, logLevel, type LogFormat, type LogLevel } from "./request-log.js";
 import { startServer } from "./server.js";
 
 function defaultText(f: FlagSpec): string {
@@ -15,8 +19,11 @@ function defaultText(f: FlagSpec): string {
 }
 
 function argName(f: FlagSpec): string {
+  if (f.arg) return f.arg;
   if (f.kind === "int") return "N";
-  return f.flag === "engine" ? "NAME" : f.flag.includes("dir") ? "DIR" : "HOST";
+  if (f.flag === "engine") return "NAME";
+  if (f.flag === "default-model") return "ID";
+  return f.flag.includes("dir") || f.flag.includes("repository") ? "DIR" : "HOST";
 }
 
 /** --help, generated from SERVE_FLAGS. */
@@ -36,7 +43,7 @@ ${lines.join("\n")}
   still served, then the listener closes, in-flight requests finish, and the process exits 0.`;
 }
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | string[] | boolean | undefined>;
 
 /** A flag's value: the flag, else its environment twin, else undefined. */
 function raw(v: Values, env: NodeJS.ProcessEnv, f: FlagSpec): string | undefined {
@@ -54,7 +61,11 @@ function intValue(f: FlagSpec, s: string | undefined): number | undefined {
 }
 
 export interface ServeConfig {
+  /** One checkpoint (when no repository is given). */
   modelDir: string;
+  modelRepository?: string;
+  defaultModel?: string;
+  pollSecs: number;
   port: number;
   host: string;
   adminPort?: number;
@@ -65,6 +76,13 @@ export interface ServeConfig {
   maxBatchDelayUs: number;
   drainSecs: number;
   limits: Limits;
+  apiKeyFile?: string;
+  /** EQUIVAE_API_KEYS (an environment variable only: keys do not belong on a command line). */
+  apiKeys: string[];
+  metricsAuth: MetricsAuth;
+  corsOrigins: string[];
+  logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 /** Parses argv and the environment into the server's configuration (UserError on a bad value). */
@@ -74,7 +92,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     values = parseArgs({
       args: argv,
       options: {
-        ...Object.fromEntries(SERVE_FLAGS.map((f) => [f.flag, { type: "string" as const }])),
+        ...Object.fromEntries(
+          SERVE_FLAGS.map((f) => [f.flag, { type: "string" as const, multiple: f.kind === "list" }]),
+        ),
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -90,10 +110,31 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   if (engine !== "auto" && engine !== "onnx" && engine !== "tfjs")
     throw new UserError(`unknown engine '${engine}' (choose auto, onnx or tfjs)`);
   const limits = Object.fromEntries(LIMIT_FLAGS.map((l) => [l.key, int(l.flag)!])) as unknown as Limits;
+  const repository = str("model-repository");
+  if (repository !== undefined && str("model-dir") !== undefined)
+    throw new UserError(
+      "give --model-dir (one checkpoint) or --model-repository (a folder of models), not both",
+    );
   if (limits.maxRequestPixels < limits.maxPixels)
     throw new UserError("--max-request-pixels must be at least --max-pixels");
+  /** A list flag: every --flag (each may hold commas), else its comma-separated twin. */
+  const list = (flag: string) => {
+    const x = values[flag];
+    const items = Array.isArray(x) ? x : (env[get(flag).env]?.split(",") ?? []);
+    return items
+      .flatMap((i) => i.split(","))
+      .map((i) => i.trim())
+      .filter((i) => i !== "");
+  };
+  const metricsAuth = str("metrics-auth");
+  if (metricsAuth !== "open" && metricsAuth !== "key")
+    throw new UserError(`--metrics-auth ($EQUIVAE_METRICS_AUTH) must be open or key (got '${metricsAuth}')`);
+  const apiKeyFile = str("api-key-file");
   return {
     modelDir: resolve(str("model-dir") ?? DEFAULT_MODEL_DIR),
+    modelRepository: repository === undefined ? undefined : resolve(repository),
+    defaultModel: str("default-model"),
+    pollSecs: int("poll-secs")!,
     port: int("port")!,
     host: str("host")!,
     adminPort: int("admin-port"),
@@ -104,37 +145,76 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     maxBatchDelayUs: int("max-batch-delay-us")!,
     drainSecs: int("drain-secs")!,
     limits,
+    apiKeyFile: apiKeyFile === undefined ? undefined : resolve(apiKeyFile),
+    apiKeys: (env.EQUIVAE_API_KEYS ?? "").split(",").filter((k) => k.trim() !== ""),
+    metricsAuth,
+    corsOrigins: parseOrigins(list("cors-origin")),
+    logLevel: logLevel(str("log-level")!),
+    logFormat: logFormat(str("log-format")!),
   };
+}
+
+/** The models to serve, checked before anything listens (UserError: a one-line CLI error). */
+function modelSource(cfg: ServeConfig): ModelSource {
+  const load = (dir: string) =>
+    loadEngine(dir, {
+      engine: cfg.engine,
+      threads: cfg.threads,
+      // The tfjs engine runs on the HTTP thread (a development path); onnx runs on worker threads.
+      workers: cfg.engine === "tfjs" ? undefined : cfg.workers,
+    });
+  if (cfg.modelRepository !== undefined) {
+    if (!isDir(cfg.modelRepository))
+      throw new UserError(`--model-repository ${cfg.modelRepository}: not a folder`);
+    return { kind: "repository", root: cfg.modelRepository, load };
+  }
+  if (!isDir(cfg.modelDir)) throw new UserError(`--model-dir ${cfg.modelDir}: not a folder`);
+  try {
+    resolveVersion(cfg.modelDir);
+  } catch (e) {
+    throw new UserError(`--model-dir ${cfg.modelDir}: ${errorMessage(e)}`);
+  }
+  return { kind: "dir", dir: cfg.modelDir, load };
 }
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const cfg = parseServeConfig(argv);
   if (cfg === "help") return void console.log(serveUsage());
-  const engine = await loadEngine(cfg.modelDir, {
-    engine: cfg.engine,
-    threads: cfg.threads,
-    // The tfjs engine runs on this thread (a development path); onnx runs on the worker pool.
-    workers: cfg.engine === "tfjs" ? undefined : cfg.workers,
-  });
-  const pooled = (engine as { workers?: number }).workers;
-  await startServer(engine, {
+  // A key file that cannot be used stops the start before any model loads.
+  new KeyStore({ file: cfg.apiKeyFile, keys: cfg.apiKeys });
+  const source = modelSource(cfg);
+  const logger = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
+  const srv = await startServer(source, {
+    // Start-up lines, model loads and one line per request, all through the one logger.
+    info: (m) => (m.startsWith("WARNING") ? logger.warn(m) : logger.info(m)),
+    logger,
+    apiKeyFile: cfg.apiKeyFile,
+    apiKeys: cfg.apiKeys,
+    metricsAuth: cfg.metricsAuth,
+    corsOrigins: cfg.corsOrigins,
     port: cfg.port,
     host: cfg.host,
     adminPort: cfg.adminPort,
     limits: cfg.limits,
-    modelDir: cfg.modelDir,
-    engineConcurrency: pooled ?? 1,
+    defaultModel: cfg.defaultModel,
+    pollSecs: cfg.pollSecs,
     maxBatchSize: cfg.maxBatchSize,
     maxBatchDelayUs: cfg.maxBatchDelayUs,
     drainSecs: cfg.drainSecs,
   });
+  // One checkpoint that cannot load is a start-up error, as before; a repository keeps serving
+  // the models that did load (the failures show in /v1/models).
+  if (!(await srv.app.ready) && source.kind === "dir") {
+    const failure = srv.app.models.list()[0]?.failure?.reason ?? srv.app.state.warmUpError;
+    await srv.close(false);
+    throw new UserError(`cannot serve ${cfg.modelDir}: ${failure}`, 1);
+  }
 }
 
 /** The README's flag table of `serve` (a test keeps the README equal to it). */
 export function serveFlagsMarkdown(): string {
   const rows = SERVE_FLAGS.map((f) => {
-    const arg =
-      f.kind === "int" ? "N" : f.flag === "engine" ? "NAME" : f.flag.includes("dir") ? "DIR" : "HOST";
+    const arg = argName(f);
     const dflt = defaultText(f);
     return `| \`--${f.flag} ${arg}\` | \`${f.env}\` | ${dflt} | ${f.help} |`;
   });

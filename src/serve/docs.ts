@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { LIMIT_FLAGS, MIN_IMAGE_SIDE, type Limits } from "./config.js";
 import { ERROR_TABLE, PROBLEM_TYPE_BASE } from "./errors.js";
 import type { Spec } from "./spec.js";
@@ -55,6 +56,14 @@ code,pre{font:13px ui-monospace,monospace;background:#f4f4f4}pre{padding:.6rem;o
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
 .m{display:inline-block;min-width:3.5rem;font-weight:bold;color:#fff;background:#2a7;border-radius:3px;padding:0 .3rem;text-align:center}
 .m.post{background:#27a}section.op{border-top:1px solid #ddd;margin-top:1.5rem}:target{background:#ffc}`;
+
+/**
+ * The page's Content-Security-Policy: its one inline style by hash, and nothing else (no scripts,
+ * images, fonts, frames or forms; its links are same-page anchors and /openapi.yaml).
+ */
+export const DOCS_CSP =
+  `default-src 'none'; style-src 'sha256-${createHash("sha256").update(CSS).digest("base64")}'; ` +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** The spec as one static HTML page (no scripts, no external styles). */
 export function renderDocs(spec: Spec, limits: Limits): string {
@@ -118,7 +127,7 @@ ${markdown(d.info.description ?? "")}
 <h2>Endpoints</h2><ul>${toc.join("\n")}</ul>
 ${ops.join("\n")}
 <h2 id="errors">Errors</h2>
-<p>Every error is an RFC 9457 problem (<code>application/problem+json</code>) with <code>type</code>, <code>title</code>, <code>status</code>, <code>detail</code> and <code>instance</code>.</p>
+<p>Every error is an RFC 9457 problem (<code>application/problem+json</code>) with <code>type</code>, <code>title</code>, <code>status</code>, <code>detail</code>, <code>instance</code> and <code>request_id</code> (also in the <code>X-Request-Id</code> header and the server's request log line).</p>
 <table><tr><th>type</th><th>status</th><th>title</th><th>when</th></tr>
 ${errors}
 </table>

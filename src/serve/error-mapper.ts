@@ -41,6 +41,8 @@ export function sendProblem(
 ): void {
   if (res.headersSent) return;
   const p = problem(kind, detail, req.originalUrl.split("?")[0], extra);
+  // The request's id (src/serve/request-log.ts), also in X-Request-Id and the log line.
+  if (typeof res.locals.requestId === "string") p.request_id = res.locals.requestId;
   if (p.status === 429 || p.status === 503) res.setHeader("Retry-After", "1");
   // A body that did not arrive in time is not waited for. (A refused body that is still arriving is
   // read and dropped instead, src/serve/body.ts, so its client reads this answer, not a reset.)
@@ -52,7 +54,9 @@ export function sendProblem(
 export function answerError(err: unknown, req: Request, res: Response, log: (m: string) => void): void {
   const k = mapError(err);
   if (k) return sendProblem(req, res, k.kind, k.detail, k.extra);
-  if (err instanceof UserError) log(`engine refused a request: ${err.message}`);
+  // With a request logger, the request's log line carries the error and its stack.
+  if (res.locals.logsErrors === true) res.locals.error = err;
+  else if (err instanceof UserError) log(`engine refused a request: ${err.message}`);
   else
     log(
       `internal error on ${req.method} ${req.originalUrl}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,

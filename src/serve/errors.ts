@@ -29,7 +29,22 @@ export const ERROR_TABLE = {
     title: "Bad content encoding",
     when: "the body does not decode with its `Content-Encoding` (say gzip, but not gzip data)",
   },
+  unauthorized: {
+    status: 401,
+    title: "Unauthorized",
+    when: "API keys are configured and the request has no `Authorization: Bearer <key>`, or a key that is not valid (see `WWW-Authenticate`)",
+  },
+  "cors-refused": {
+    status: 403,
+    title: "CORS preflight refused",
+    when: "a browser's preflight (OPTIONS) from an origin that `--cors-origin` does not allow",
+  },
   "not-found": { status: 404, title: "Not found", when: "no such route" },
+  "unknown-model": {
+    status: 404,
+    title: "Unknown model",
+    when: "a model id that the server does not have (GET /v1/models lists them)",
+  },
   "body-timeout": {
     status: 408,
     title: "Body timeout",
@@ -100,6 +115,11 @@ export const ERROR_TABLE = {
     title: "Classification method unavailable",
     when: "`method: posterior` on a model without q(y|x) (a supervised checkpoint)",
   },
+  "model-load-failed": {
+    status: 422,
+    title: "Model load failed",
+    when: "POST /v1/models/{id}/load: the model's version cannot be loaded (the previous version keeps serving)",
+  },
   "too-many-requests": {
     status: 429,
     title: "Too many requests",
@@ -108,7 +128,7 @@ export const ERROR_TABLE = {
   "not-ready": {
     status: 503,
     title: "Not ready",
-    when: "the model has not finished its start-up warm-up inference",
+    when: "the model has not finished loading and its warm-up inference (or it failed, or was unloaded)",
   },
   timeout: {
     status: 503,

@@ -11,7 +11,10 @@ import express from "express";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Engine } from "../inference/index.js";
-import { createApp, type AppOptions, type ServeApp } from "./app.js";
+import { createApp, createRepositoryApp, type AppOptions, type ServeApp } from "./app.js";
+import { isLoopback } from "./auth.js";
+import type { ModelSource } from "./models.js";
+import { errorMessage } from "../util/errors.js";
 
 export interface StartOptions extends AppOptions {
   port?: number;
@@ -26,6 +29,10 @@ export interface StartOptions extends AppOptions {
   drainTimeoutMs?: number;
   /** Log line sink (default console.log). */
   info?: (msg: string) => void;
+  /** The model served unprefixed when serving a repository (default: the only or the first). */
+  defaultModel?: string;
+  /** Look for new or changed models in the source every N seconds (0: never; SIGHUP always does). */
+  pollSecs?: number;
 }
 
 export interface RunningServer {
@@ -35,8 +42,8 @@ export interface RunningServer {
   url: string;
   port: number;
   adminPort?: number;
-  /** Drain (readyz 503 for drainSecs), stop accepting, finish in-flight requests, release the engine. */
-  close(): Promise<void>;
+  /** Drain (readyz 503 for drainSecs, unless `drain` is false), stop accepting, finish in-flight requests, release the models. */
+  close(drain?: boolean): Promise<void>;
 }
 
 /** A connection's requests: in flight now, and answered so far. */
@@ -90,10 +97,25 @@ async function quiet(lastAt: () => number, quietMs: number, maxMs: number): Prom
     await new Promise((r) => setTimeout(r, 20));
 }
 
-/** Starts listening at once; /readyz turns 200 when the warm-up inference has succeeded. */
-export async function startServer(engine: Engine, opts: StartOptions = {}): Promise<RunningServer> {
+/** Picks up what changed in the models' source; logs what failed (the previous versions keep serving). */
+async function reloadModels(app: ServeApp, why: string, info: (m: string) => void): Promise<void> {
+  info(`${why}: reloading the models`);
+  const failed = await app.models.reload();
+  for (const f of failed) info(`reload: model ${f.id} not reloaded: ${f.reason}`);
+}
+
+/**
+ * Starts listening at once on an engine (one model) or a model source (a repository or a
+ * checkpoint folder, loaded in the background); /readyz turns 200 when the default model serves.
+ */
+export async function startServer(
+  source: Engine | ModelSource,
+  opts: StartOptions = {},
+): Promise<RunningServer> {
   const info = opts.info ?? ((m: string) => console.log(m));
-  const app = createApp(engine, opts);
+  // An Engine has a manifest; a ModelSource does not.
+  const app =
+    "manifest" in source ? createApp(source, opts) : createRepositoryApp(source, { log: info, ...opts });
   const host = opts.host ?? "0.0.0.0";
   const http = createServer(app);
   const { conns, lastAt } = trackConnections(http);
@@ -109,19 +131,36 @@ export async function startServer(engine: Engine, opts: StartOptions = {}): Prom
   // Bound to every interface: say so, and give a URL that works from this machine.
   const where = host === "0.0.0.0" ? `all interfaces, port ${port} (${url})` : url;
   info(
-    `listening on ${where} (model ${engine.manifest.dataset?.name ?? "?"}, engine ${engine.kind})` +
+    `listening on ${where}` +
       (adminPort !== undefined ? `; probes and metrics also on port ${adminPort}` : ""),
   );
+  if (app.apiKeyCount() === 0 && !isLoopback(host))
+    info(
+      `WARNING: no API key configured and bound to ${host}: every route is open to anyone who can reach port ${port} (set --api-key-file or EQUIVAE_API_KEYS)`,
+    );
   void app.ready.then((ok) =>
-    info(ok ? "ready: warm-up inference succeeded" : "NOT ready: warm-up inference failed"),
+    info(
+      ok
+        ? `ready: warm-up inference succeeded (default model ${app.models.defaultModel}, version ${app.models.get(app.models.defaultModel)?.current?.version})`
+        : "NOT ready: warm-up inference failed",
+    ),
   );
+  let reloading: Promise<void> | undefined;
+  const reload = (why: string) =>
+    (reloading ??= reloadModels(app, why, info).finally(() => (reloading = undefined)));
+  const poller =
+    opts.pollSecs && opts.pollSecs > 0
+      ? setInterval(() => void app.ready.then(() => reload("poll")), opts.pollSecs * 1000)
+      : undefined;
+  poller?.unref();
 
   const drainSecs = opts.drainSecs ?? 0;
   let closing: Promise<void> | undefined;
-  const close = () =>
+  const close = (drain = true) =>
     (closing ??= (async () => {
       app.state.draining = true;
-      if (drainSecs > 0) await new Promise((r) => setTimeout(r, drainSecs * 1000));
+      if (poller) clearInterval(poller);
+      if (drain && drainSecs > 0) await new Promise((r) => setTimeout(r, drainSecs * 1000));
       await quiet(lastAt, QUIET_MS, opts.drainTimeoutMs ?? 30_000);
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
       // Close connections with nothing in flight that have been answered (their answers said
@@ -145,12 +184,12 @@ export async function startServer(engine: Engine, opts: StartOptions = {}): Prom
       clearInterval(sweeper);
       clearTimeout(timer);
       // Work of requests whose clients went away may still run: let it finish before releasing.
-      await app.queue.idle();
+      await app.models.idle();
       if (admin) {
         admin.closeAllConnections();
         await new Promise<void>((r) => admin!.close(() => r()));
       }
-      await engine.dispose();
+      await app.models.close();
     })());
 
   if (opts.handleSignals !== false) {
@@ -171,6 +210,18 @@ export async function startServer(engine: Engine, opts: StartOptions = {}): Prom
     };
     process.once("SIGTERM", () => onSignal("SIGTERM"));
     process.once("SIGINT", () => onSignal("SIGINT"));
+    // SIGHUP reloads (new or changed model versions) instead of killing the process.
+    process.on("SIGHUP", () => {
+      // The API keys first: a rotation takes effect even while models load. A bad key file keeps
+      // the keys in force (a broken rotation never opens the server).
+      try {
+        app.reloadKeys();
+        info(`SIGHUP: API keys re-read (${app.apiKeyCount()} in force)`);
+      } catch (e) {
+        info(`SIGHUP: API keys not re-read, the previous ones stay in force: ${errorMessage(e)}`);
+      }
+      void app.ready.then(() => reload("SIGHUP"));
+    });
   }
   return { app, server: http, admin, url, port, adminPort, close };
 }

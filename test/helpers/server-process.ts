@@ -2,6 +2,7 @@
 // The port comes from its "listening on http://127.0.0.1:PORT" line; it is ready when /readyz is 200.
 // EQUIVAE_TEST_CLI overrides the CLI path (e.g. to run these tests against another build).
 import { spawn, type ChildProcess } from "node:child_process";
+import { SERVE_NODE_FLAGS } from "../../src/serve/config.js";
 import { CLI, ROOT } from "./paths.js";
 import { send } from "./raw-http.js";
 
@@ -21,11 +22,15 @@ export async function startServerProcess(
   opts: { env?: Record<string, string>; readyTimeoutMs?: number; cli?: string } = {},
 ): Promise<ServerProcess> {
   const cli = opts.cli ?? process.env.EQUIVAE_TEST_CLI ?? CLI;
-  const child = spawn(process.execPath, [cli, "serve", "--port", "0", "--host", "127.0.0.1", ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...opts.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [...SERVE_NODE_FLAGS, cli, "serve", "--port", "0", "--host", "127.0.0.1", ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));

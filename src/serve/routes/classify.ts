@@ -8,12 +8,11 @@ import { inferenceRoute, type ServeDeps } from "../pipeline.js";
 type Schemas = components["schemas"];
 
 export function classifyRoutes(router: Router, deps: ServeDeps): void {
-  const { engine, queue } = deps;
-  const K = engine.classNames.length;
-
   router.post(
     "/classify",
-    inferenceRoute(deps, "classify", async ({ body, res, signal, images }) => {
+    inferenceRoute(deps, "classify", async ({ body, res, model, signal, images }) => {
+      const { engine, queue } = model;
+      const K = engine.classNames.length;
       const topK = Math.min(body.top_k ?? 3, K);
       const method = body.method ?? "centroid";
       if (method === "posterior" && !engine.hasPosterior)

@@ -8,24 +8,28 @@ import { centroid, repeat, vector } from "./shared.js";
 type Schemas = components["schemas"];
 
 export function embedRoutes(router: Router, deps: ServeDeps): void {
-  const { engine, queue } = deps;
-  const c = engine.config;
-
   router.post(
     "/embed/invariant",
-    inferenceRoute(deps, "embedInvariant", async ({ body, res, signal, images }) => {
+    inferenceRoute(deps, "embedInvariant", async ({ body, res, model, signal, images }) => {
+      const { engine, queue } = model;
       const { x, n, pre } = await images();
       const set = body.set === true;
       const v = set
         ? await queue.alone("invariant_set", n, () => engine.embedSet(x, [n]), signal)
         : (await queue.submit("invariant", n, [x], signal))[0];
-      res.json({ v: rows(v, c.dv), set, preprocessing: pre } satisfies Schemas["EmbedInvariantResponse"]);
+      res.json({
+        v: rows(v, engine.config.dv),
+        set,
+        preprocessing: pre,
+      } satisfies Schemas["EmbedInvariantResponse"]);
     }),
   );
 
   router.post(
     "/embed/equivariant",
-    inferenceRoute(deps, "embedEquivariant", async ({ body, res, signal, images }) => {
+    inferenceRoute(deps, "embedEquivariant", async ({ body, res, model, signal, images }) => {
+      const { engine, queue } = model;
+      const c = engine.config;
       if (body.v !== undefined && body.class !== undefined)
         throw new ApiError("validation-failed", "give 'class' or 'v', not both");
       const given = body.v !== undefined ? vector(body.v, c.dv, "v") : undefined;

@@ -19,9 +19,7 @@ interface Zs {
 }
 
 export function generateRoutes(router: Router, deps: ServeDeps): void {
-  const { engine, queue, limits } = deps;
-  const c = engine.config;
-  const px = c.height * c.width * c.channels;
+  const { limits } = deps;
 
   const atMost = (n: number, what: string) => {
     if (n > limits.maxImages)
@@ -31,6 +29,8 @@ export function generateRoutes(router: Router, deps: ServeDeps): void {
   /** The z rows to decode, from whichever source the request names. */
   const zsOf = async (call: Call): Promise<Zs> => {
     const b = call.body;
+    const { queue } = call.model;
+    const c = call.model.engine.config;
     if (b.z !== undefined) {
       const list: number[][] = Array.isArray(b.z[0]) ? b.z : [b.z];
       const n = list.length;
@@ -73,6 +73,9 @@ export function generateRoutes(router: Router, deps: ServeDeps): void {
     "/generate",
     inferenceRoute(deps, "generate", async (call) => {
       const { body: b, req, res } = call;
+      const { engine, queue } = call.model;
+      const c = engine.config;
+      const px = c.height * c.width * c.channels;
       if ((b.v === undefined) === (b.class === undefined))
         throw new ApiError(
           "validation-failed",
