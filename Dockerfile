@@ -16,12 +16,23 @@ COPY scripts ./scripts
 COPY test ./test
 RUN npx tsc -p tsconfig.json
 
-# ---- runtime: production dependencies, compiled code, the spec and the default model
-FROM node:20-bookworm-slim AS runtime
-ENV NODE_ENV=production PORT=8080
+# ---- serving-deps: production dependencies pruned to what serving needs (scripts/prune-serving.mjs:
+# no TF.js, no dataset package, no ONNX writer; onnxruntime-node's binaries for this platform only).
+FROM node:20-bookworm-slim AS serving-deps
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY scripts/prune-serving.mjs ./scripts/
+RUN npm ci --omit=dev --ignore-scripts && node scripts/prune-serving.mjs .
+
+# ---- runtime: the pruned dependencies, compiled code, the spec and the default model (serve and
+# embed only: train, eval and export need the full install)
+FROM node:20-bookworm-slim AS runtime
+# ORT_DISABLE_TELEMETRY: ONNX Runtime would otherwise write a device id under $HOME/.cache (and print
+# a warning where it cannot, e.g. on a read-only root file system).
+ENV NODE_ENV=production PORT=8080 ORT_DISABLE_TELEMETRY=1
+WORKDIR /app
+COPY package.json ./
+COPY --from=serving-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY openapi.yaml ./
 COPY models/mnist ./models/mnist

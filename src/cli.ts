@@ -56,7 +56,8 @@ const TRAIN_USAGE = `equivae train [options]
                             all of them (default: a pool of the step's n ~ U{1..n-max})
   --train-size N            use only the first N training images (quick runs)
   --val-size N              use only the first N validation images
-  --backend NAME            tensorflow | wasm | cpu (default: the fastest available)
+  --backend NAME            tensorflow | tensorflow-gpu | tensorflow-cpu | wasm | cpu (default: the fastest
+                            available); tensorflow: @tensorflow/tfjs-node-gpu when installed, else -node
   --resume                  continue the run in --out from its last completed epoch
   --no-keep-best            do not keep the best-by-validation checkpoint in <out>-best (kept by default)
   --quiet                   no progress bar`;
@@ -86,6 +87,7 @@ const EXPORT_USAGE = `equivae export <checkpoint>
   export: run this again after training writes a new checkpoint.`;
 
 const EMBED_USAGE = `equivae embed --input PATH --output PATH [options]
+       equivae embed merge --output PATH PART...   (join the parts of a sharded run; --help)
 
   --input PATH              IDX file (.gz or raw), directory of PNG/JPEG (recursive), or NDJSON
   --format F                idx | dir | ndjson (default: from the input's type, name or first bytes)
@@ -100,13 +102,32 @@ const EMBED_USAGE = `equivae embed --input PATH --output PATH [options]
   --workers N               onnx: inference worker threads, one batch each at a time, results
                             written in input order (default: the cores; $EQUIVAE_WORKERS)
   --threads N               ONNX Runtime intra-op threads per worker (default: 1)
+  --device D                cpu | cuda: ONNX Runtime's CUDA execution provider, onnx engine (default: cpu;
+                            $EQUIVAE_DEVICE; README: GPU)
   --resume                  continue an interrupted run from <output>.progress.json
   --force                   overwrite existing outputs (and drop an interrupted run's state)
   --checkpoint-secs S       minimum seconds between resume checkpoints; 0 = every batch (default: 1)
+  --shard I/N               embed only shard I (0-based) of N: a contiguous range of whole batches of
+                            the input's records (the same input, model and options for every shard);
+                            writes <output>.shard.json when done; join the parts with 'embed merge'
   --stats                   print a JSON line with counts, timing and peak memory (VmHWM) at the end
   --quiet                   no progress bar
 
   Unreadable images are skipped, listed on stderr and in <output>.skipped.txt.`;
+
+const EMBED_MERGE_USAGE = `equivae embed merge --output PATH PART...
+
+  Joins the outputs of the N shards of 'equivae embed --shard I/N' into exactly the files one
+  unsharded run writes (.npy files with their .ids.txt, or NDJSON, and the skipped list).
+  PART is each shard's --output (or its .shard.json), in any order. Every shard 0..N-1 must be
+  there once and finished (no .progress.json left), from the same input, model and options.
+
+  --output PATH             out.npy or out.ndjson, named as for an unsharded run
+  --output-format F         npy | ndjson (default: from the output's extension)
+  --force                   overwrite existing outputs
+
+  Example: equivae embed --input in.idx --output part-0.npy --shard 0/2   (and 1/2 -> part-1.npy)
+           equivae embed merge --output emb.npy part-0.npy part-1.npy`;
 
 const MAKE_SHAPES_USAGE = `equivae make-shapes --out DIR [options]
 
@@ -306,6 +327,8 @@ async function cmdTrain(argv: string[]): Promise<void> {
   const r = await train(data, {
     ...opts,
     backend: backend.name,
+    device: backend.device,
+    backendPackage: backend.package,
     ...(loader ? { datasetLoader: loader } : {}),
   });
   r.model.dispose();
@@ -493,9 +516,11 @@ async function cmdServe(argv: string[]): Promise<void> {
 }
 
 async function cmdEmbed(argv: string[]): Promise<void> {
+  if (argv[0] === "merge") return cmdEmbedMerge(argv.slice(1));
   const { values: v } = parse(
     argv,
     {
+      shard: { type: "string" },
       input: { type: "string" },
       output: { type: "string" },
       format: { type: "string" },
@@ -506,6 +531,7 @@ async function cmdEmbed(argv: string[]): Promise<void> {
       engine: { type: "string" },
       threads: { type: "string" },
       workers: { type: "string" },
+      device: { type: "string" },
       resume: { type: "boolean" },
       force: { type: "boolean" },
       "checkpoint-secs": { type: "string" },
@@ -536,12 +562,33 @@ async function cmdEmbed(argv: string[]): Promise<void> {
     engine: engineName,
     threads: v.threads === undefined ? undefined : int(v.threads, "threads", 1),
     workers: workersArg === undefined ? undefined : int(workersArg, "workers", 1),
+    device: (v.device as string | undefined) ?? process.env.EQUIVAE_DEVICE,
+    shard: v.shard as string | undefined,
     resume: Boolean(v.resume),
     force: Boolean(v.force),
     checkpointSeconds: secs,
     stats: Boolean(v.stats),
     quiet: Boolean(v.quiet),
   });
+}
+
+async function cmdEmbedMerge(argv: string[]): Promise<void> {
+  const { values: v, positionals } = parse(
+    argv,
+    { output: { type: "string" }, "output-format": { type: "string" }, force: { type: "boolean" } },
+    true,
+  );
+  if (v.help) return void console.log(EMBED_MERGE_USAGE);
+  if (v.output === undefined)
+    throw new UserError("embed merge: --output is required (see 'equivae embed merge --help')");
+  const { mergeShards, mergeSummaryLine } = await import("./embed/merge.js");
+  const r = await mergeShards({
+    output: v.output as string,
+    parts: positionals,
+    outputFormat: v["output-format"] as string | undefined,
+    force: Boolean(v.force),
+  });
+  console.log(mergeSummaryLine(r));
 }
 
 export async function main(argv: string[]): Promise<number> {

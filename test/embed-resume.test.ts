@@ -1,41 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { parseNpyHeader } from "../src/embed/npy.js";
 import type { EmbedState } from "../src/embed/run.js";
 import { runCli } from "./helpers/cli.js";
-import { pngImage, writeIdx } from "./helpers/embed.js";
-import { CLI, ROOT, tempDir } from "./helpers/paths.js";
-
-/** Runs the CLI and SIGKILLs it as soon as its resume state satisfies `when`. */
-async function runAndKill(args: string[], stateFile: string, when: (s: EmbedState) => boolean) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  child.stdout.resume();
-  let exited = false;
-  const done = new Promise<void>((res) => child.on("exit", () => ((exited = true), res())));
-  let killedAt: EmbedState | undefined;
-  while (!exited && killedAt === undefined) {
-    await sleep(5);
-    let s: EmbedState;
-    try {
-      s = JSON.parse(readFileSync(stateFile, "utf8")) as EmbedState;
-    } catch {
-      continue;
-    }
-    if (when(s)) {
-      child.kill("SIGKILL");
-      killedAt = s;
-    }
-  }
-  await done;
-  assert.ok(killedAt, `the run finished before it could be killed:\n${stderr}`);
-  return killedAt;
-}
+import { pngImage, runAndKill, writeIdx } from "./helpers/embed.js";
+import { tempDir } from "./helpers/paths.js";
 
 /** After a kill -9 every output is still valid: .npy headers parse, files hold the recorded bytes. */
 function assertNotCorrupt(state: string): void {

@@ -83,6 +83,10 @@ export interface TrainingInfo {
   epochsCompleted: number;
   epochsPlanned: number;
   backend: string;
+  /** Where the last run trained: gpu only on tfjs-node-gpu with a GPU TensorFlow found (absent in older checkpoints). */
+  device?: "cpu" | "gpu";
+  /** The package behind the backend, e.g. @tensorflow/tfjs-node-gpu (absent in older checkpoints). */
+  backendPackage?: string;
   wallSeconds: number;
 }
 

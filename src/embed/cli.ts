@@ -2,8 +2,10 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseDevice } from "../inference/device.js";
 import { loadEngine } from "../inference/index.js";
 import { parseWhat, planEmbed, runEmbed, summaryLine, type EmbedResult } from "./run.js";
+import { parseShard } from "./shard.js";
 
 /** The shipped default model (this file is dist/src/embed/cli.js once compiled). */
 export const DEFAULT_MODEL = resolve(
@@ -30,6 +32,10 @@ export interface EmbedCommand {
    * engine runs on this thread.
    */
   workers?: number;
+  /** cpu (default) or cuda (ONNX Runtime's CUDA execution provider); checked before any work. */
+  device?: string;
+  /** `I/N`: embed only shard I of N (see shard.ts). */
+  shard?: string;
   resume: boolean;
   force: boolean;
   checkpointSeconds: number;
@@ -50,6 +56,7 @@ export function memoryStats(): { peakRssMiB: number; rssMiB: number } {
 }
 
 export async function embedCommand(c: EmbedCommand): Promise<EmbedResult> {
+  const device = parseDevice(c.device, "--device ($EQUIVAE_DEVICE)");
   const what = c.what === undefined ? undefined : parseWhat(c.what);
   const opts = {
     input: c.input,
@@ -58,6 +65,7 @@ export async function embedCommand(c: EmbedCommand): Promise<EmbedResult> {
     outputFormat: c.outputFormat,
     what,
     batchSize: c.batchSize,
+    shard: c.shard === undefined ? undefined : parseShard(c.shard),
     resume: c.resume,
     force: c.force,
     checkpointSeconds: c.checkpointSeconds,
@@ -69,7 +77,7 @@ export async function embedCommand(c: EmbedCommand): Promise<EmbedResult> {
     const { defaultWorkers } = await import("../inference/workers/pool.js");
     workers = c.workers ?? defaultWorkers();
   }
-  const engine = await loadEngine(c.model, { engine: c.engine, threads: c.threads, workers });
+  const engine = await loadEngine(c.model, { engine: c.engine, threads: c.threads, workers, device });
   let r: EmbedResult;
   try {
     r = await runEmbed(plan, engine, opts);

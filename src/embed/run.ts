@@ -14,6 +14,10 @@
  * and options, truncates every file to its recorded length and continues with the next record, so
  * a run killed at any point and resumed writes exactly the bytes of an uninterrupted run. The
  * state file is removed when the run completes.
+ *
+ * Sharding (`--shard I/N`, see shard.ts): the run embeds one contiguous, batch-aligned range of the
+ * records, resumes like any run (the shard is in the state; another shard's state is refused), and
+ * when complete writes `<output>.shard.json` for `embed merge` before removing the state.
  */
 import { existsSync, promises as fsp, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -24,7 +28,22 @@ import { UserError, errorMessage } from "../util/errors.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { Progress } from "../util/progress.js";
 import { NpyWriter, REPS, TrackedFile, type OutputFormat, type Rep } from "./outputs.js";
-import { detectFormat, openInput, type Batch, type Input, type InputFormat } from "./sources.js";
+import {
+  shardManifestPath,
+  shardName,
+  shardRange,
+  type Shard,
+  type ShardManifest,
+  type ShardRange,
+} from "./shard.js";
+import {
+  detectFormat,
+  openInput,
+  type Batch,
+  type Input,
+  type InputFormat,
+  type RecordReader,
+} from "./sources.js";
 
 export { REPS, type Rep, type OutputFormat } from "./outputs.js";
 export type { InputFormat } from "./sources.js";
@@ -57,6 +76,8 @@ export interface EmbedOptions {
    * thread). Results are written in input order whatever it is.
    */
   inFlight?: number;
+  /** Embed only this shard of the input's records (see shard.ts). */
+  shard?: Shard;
 }
 
 export interface EmbedPlan {
@@ -68,6 +89,7 @@ export interface EmbedPlan {
   files: OutputFiles;
   /** The state to continue from (--resume with a state file). */
   state?: EmbedState;
+  shard?: Shard;
 }
 
 export interface OutputFiles {
@@ -79,20 +101,25 @@ export interface OutputFiles {
   ndjson?: string;
   skipped: string;
   state: string;
+  /** A finished shard's manifest (`<output>.shard.json`), for `embed merge`. */
+  shard: string;
 }
 
 export interface EmbedState {
   version: 1;
   input: Record<string, unknown>;
   options: Record<string, unknown>;
+  /** Records this run covers: the input's, or its shard's. */
   total: number;
-  /** Input records consumed. */
+  /** Of those, records consumed. */
   records: number;
   /** Images embedded (rows written). */
   rows: number;
   skipped: number;
   /** Byte length of every output file at this checkpoint. */
   files: Record<string, number>;
+  /** A sharded run: its shard and records [start, end) of the input. */
+  shard?: ShardRange;
 }
 
 export interface EmbedResult {
@@ -109,6 +136,9 @@ export interface EmbedResult {
   rate: number;
   files: string[];
   skippedFile?: string;
+  /** A sharded run: its shard, and the manifest `embed merge` reads. */
+  shard?: ShardRange;
+  shardManifest?: string;
 }
 
 const MAX_SKIP_LINES = 20;
@@ -116,7 +146,11 @@ const MAX_SKIP_LINES = 20;
 /** Output paths: `--output out.npy` with one representation is out.npy, else out.<rep>.npy each. */
 export function outputFiles(output: string, fmt: OutputFormat, what: Rep[]): OutputFiles {
   output = resolve(output);
-  const side = { skipped: `${output}.skipped.txt`, state: `${output}.progress.json` };
+  const side = {
+    skipped: `${output}.skipped.txt`,
+    state: `${output}.progress.json`,
+    shard: shardManifestPath(output),
+  };
   if (fmt === "ndjson") return { npy: {}, ndjson: output, ...side };
   const stem = output.replace(/\.npy$/i, "");
   const npy: Partial<Record<Rep, string>> = {};
@@ -178,18 +212,38 @@ export async function planEmbed(opts: EmbedOptions): Promise<EmbedPlan> {
     }
     if (state.version !== 1)
       throw new UserError(`${files.state}: unknown state version ${String(state.version)}`);
+    const was = state.shard ? shardName(state.shard) : undefined;
+    const now = opts.shard ? shardName(opts.shard) : undefined;
+    if (was !== now)
+      throw new UserError(
+        `cannot resume: the interrupted run ${was ? `is shard ${was}` : "is not sharded"}, ` +
+          `this one ${now ? `is shard ${now}` : "is not"} (${files.state})`,
+      );
   } else if (!opts.force) {
     if (hasState)
       throw new UserError(
         `${files.state} exists: an interrupted run; pass --resume to continue it or --force to start over`,
       );
-    const existing = [...outs, files.skipped].filter((f) => existsSync(f));
+    const existing = [...outs, files.skipped, files.shard].filter((f) => existsSync(f));
     if (existing.length > 0)
       throw new UserError(
         `${existing[0]} exists${opts.resume ? " and there is no interrupted run to resume" : ""} (pass --force to overwrite)`,
       );
   }
-  return { input, format, outputFormat, what, batchSize, files, state };
+  return { input, format, outputFormat, what, batchSize, files, state, shard: opts.shard };
+}
+
+/** Reads at most `n` more records of `r` (a shard's end). */
+function limitReader(r: RecordReader, n: number): RecordReader {
+  let left = n;
+  return {
+    next(max) {
+      const k = Math.min(max, left);
+      left -= k;
+      return k > 0 ? r.next(k) : Promise.resolve(null);
+    },
+    close: () => r.close(),
+  };
 }
 
 function modelIdentity(engine: Engine): Record<string, unknown> {
@@ -298,6 +352,10 @@ export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptio
     what: plan.what,
     batchSize: plan.batchSize,
   };
+  // A shard covers records [first, first + total) of the input; an unsharded run all of them.
+  const range = plan.shard ? shardRange(plan.shard, input.total, plan.batchSize) : undefined;
+  const first = range?.start ?? 0;
+  const total = range ? range.end - range.start : input.total;
   const st = plan.state;
   if (st) {
     if (!isDeepStrictEqual(st.input, input.fingerprint))
@@ -308,17 +366,31 @@ export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptio
           `cannot resume: ${k} differs from the interrupted run (${JSON.stringify(st.options[k])}, now ${JSON.stringify(v)})`,
         );
     }
-    if (st.records > input.total)
-      throw new UserError(`cannot resume: the state is past the end of the input`);
+    if (!isDeepStrictEqual(st.shard, range))
+      throw new UserError(
+        `cannot resume: shard ${shardName(range!)} now covers records ${range!.start}-${range!.end}, ` +
+          `the interrupted run ${st.shard!.start}-${st.shard!.end} (${plan.files.state})`,
+      );
+    if (st.records > total) throw new UserError(`cannot resume: the state is past the end of the input`);
   }
   await removeStaleTemp(plan.files.state);
   const out = await openOutputs(plan, dims);
+  await fsp.rm(plan.files.shard, { force: true }); // a finished shard's manifest is stale now
   let records = st?.records ?? 0;
   let rows = st?.rows ?? 0;
   let skipped = st?.skipped ?? 0;
   const resumedFrom = records;
+  if (range && opts.progress !== false)
+    log(
+      `shard ${shardName(range)}: ` +
+        (range.end > range.start
+          ? `records ${range.start} to ${range.end - 1} of ${input.total}`
+          : `no records (${input.total} records make fewer batches than shards)`),
+    );
   if (resumedFrom > 0)
-    log(`resuming at record ${resumedFrom} of ${input.total} (${rows} embedded, ${skipped} skipped)`);
+    log(
+      `resuming at record ${resumedFrom} of ${total}${range ? " of the shard" : ""} (${rows} embedded, ${skipped} skipped)`,
+    );
 
   const checkpoint = async () => {
     for (const [, w] of out.npy) await w.writeHeader();
@@ -327,19 +399,19 @@ export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptio
       version: 1,
       input: input.fingerprint,
       options,
-      total: input.total,
+      total,
       records,
       rows,
       skipped,
       files: Object.fromEntries(out.all.map((f) => [f.path, f.length])),
+      ...(range ? { shard: range } : {}),
     };
     await writeFileAtomic(plan.files.state, JSON.stringify(state, null, 1) + "\n");
   };
 
   const wantEq = plan.what.includes("mu") || plan.what.includes("logvar");
   const wantClass = plan.what.includes("class");
-  const progress =
-    opts.progress === false ? undefined : new Progress("embed", input.total - resumedFrom, "img");
+  const progress = opts.progress === false ? undefined : new Progress("embed", total - resumedFrom, "img");
   const every = (opts.checkpointSeconds ?? 1) * 1000;
   let lastCheckpoint = Date.now();
   const depth = inFlight(engine, opts.inFlight);
@@ -403,7 +475,9 @@ export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptio
     progress?.tick(batch.records);
   };
 
-  const reader = await input.open(records);
+  const reader = range
+    ? limitReader(await input.open(first + records), total - records)
+    : await input.open(records);
   // Batches whose engine calls have started, oldest first: up to `depth` of them are inferred at
   // once (on the engine's workers) while the next one is read and decoded here; each is written
   // only after every batch before it, so the outputs and the resume state are those of a
@@ -434,7 +508,27 @@ export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptio
     reader.close();
     await Promise.all(out.all.map((f) => f.close()));
   }
-  // Complete: the outputs are final; drop the resume state, and the skipped list if empty.
+  // Complete: the outputs are final; a shard's manifest first (a kill before the state is removed
+  // leaves a run that resumes and finishes again), then drop the resume state, and the skipped
+  // list if empty.
+  if (range) {
+    const files: Record<string, number> = Object.fromEntries(out.npy.map(([r, w]) => [r, w.file.length]));
+    if (out.ids) files.ids = out.ids.length;
+    if (out.ndjson) files.ndjson = out.ndjson.length;
+    files.skipped = out.skipped.length;
+    const manifest: ShardManifest = {
+      version: 1,
+      shard: range,
+      total: input.total,
+      input: input.fingerprint,
+      options,
+      records,
+      rows,
+      skipped,
+      files,
+    };
+    await writeFileAtomic(plan.files.shard, JSON.stringify(manifest, null, 1) + "\n");
+  }
   await fsp.rm(plan.files.state, { force: true });
   const skippedFile = out.skipped.length > 0 ? plan.files.skipped : undefined;
   if (!skippedFile) await fsp.rm(plan.files.skipped, { force: true });
@@ -454,6 +548,7 @@ export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptio
     rate: (rows - (st?.rows ?? 0)) / Math.max(1e-3, (Date.now() - t0) / 1000),
     files,
     skippedFile,
+    ...(range ? { shard: range, shardManifest: plan.files.shard } : {}),
   };
 }
 
@@ -465,8 +560,13 @@ export function summaryLine(r: EmbedResult): string {
   const parts = [`embedded ${fmt(r.embedded)} of ${fmt(done)} images`, `skipped ${fmt(r.skipped)}`];
   if (r.ignored > 0) parts.push(`ignored ${fmt(r.ignored)} non-image files`);
   const resumed = r.resumedFrom > 0 ? `, resumed at record ${fmt(r.resumedFrom)}` : "";
+  const shard = !r.shard
+    ? ""
+    : r.shard.end > r.shard.start
+      ? `, shard ${shardName(r.shard)}: records ${fmt(r.shard.start)} to ${fmt(r.shard.end - 1)} of ${fmt(r.total)}`
+      : `, shard ${shardName(r.shard)}: no records`;
   return (
-    `${parts.join(", ")} (${r.format} input, ${r.seconds.toFixed(1)} s, ${fmt(Math.round(r.rate))} img/s${resumed}) -> ` +
+    `${parts.join(", ")} (${r.format} input${shard}, ${r.seconds.toFixed(1)} s, ${fmt(Math.round(r.rate))} img/s${resumed}) -> ` +
     r.files.join(", ") +
     (r.skippedFile ? `; skipped list: ${r.skippedFile}` : "")
   );

@@ -591,6 +591,13 @@ export interface components {
             version?: string;
             /** @enum {string} */
             engine?: "onnx" | "tfjs";
+            /**
+             * @description Where inference runs: cpu, cuda (ONNX Runtime's CUDA execution provider, `--device cuda`), or gpu (the tfjs engine on tfjs-node-gpu with a GPU).
+             * @enum {string}
+             */
+            device?: "cpu" | "cuda" | "gpu";
+            /** @description What runs inference: ONNX Runtime's execution provider (CPUExecutionProvider or CUDAExecutionProvider), or tfjs-<backend> for the tfjs engine. */
+            execution_provider?: string;
             dataset?: string;
             created_at?: string;
             parameter_count?: number;

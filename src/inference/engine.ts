@@ -16,6 +16,13 @@ export interface ClassScore {
  */
 export interface Engine {
   readonly kind: EngineKind;
+  /**
+   * Where inference runs: cpu, cuda (ONNX Runtime's CUDA execution provider) or gpu (the tfjs engine
+   * on tfjs-node-gpu with a GPU). Absent: cpu.
+   */
+  readonly device?: string;
+  /** What runs it: ONNX Runtime's execution provider (CPUExecutionProvider, ...) or tfjs-<backend>. */
+  readonly executionProvider?: string;
   readonly manifest: ExportManifest;
   readonly config: ModelConfig;
   readonly classNames: string[];

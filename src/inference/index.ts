@@ -1,5 +1,6 @@
 import { readManifest, type ExportManifest } from "../checkpoint/index.js";
-import { UserError } from "../util/errors.js";
+import { UserError, errorMessage } from "../util/errors.js";
+import type { Device } from "./device.js";
 import type { Engine } from "./engine.js";
 
 export type { ClassScore, Engine, EngineKind } from "./engine.js";
@@ -17,6 +18,8 @@ export interface LoadEngineOptions {
   workers?: number;
   /** TF.js backend for the tfjs engine (default: the current one). */
   backend?: string;
+  /** onnx only: cpu (default), or cuda: ONNX Runtime's CUDA execution provider. */
+  device?: Device;
 }
 
 /** Loads an inference engine over a checkpoint directory (every file's sha256 is verified). */
@@ -30,14 +33,27 @@ export async function loadEngine(dir: string, opts: LoadEngineOptions = {}): Pro
     const { hasOnnxGraphs } = await import("./onnx-engine.js");
     kind = hasOnnxGraphs((await readManifest(dir, false)) as ExportManifest) ? "onnx" : "tfjs";
   }
+  const device = opts.device ?? "cpu";
   if (kind === "onnx" && opts.workers !== undefined) {
     const { PooledEngine } = await import("./workers/pool.js");
-    return PooledEngine.load(dir, { workers: opts.workers, threads: opts.threads });
+    return PooledEngine.load(dir, { workers: opts.workers, threads: opts.threads, device });
   }
   if (kind === "onnx") {
     const { OnnxEngine } = await import("./onnx-engine.js");
-    return OnnxEngine.load(dir, { threads: opts.threads });
+    return OnnxEngine.load(dir, { threads: opts.threads, device });
   }
-  const { TfjsEngine } = await import("./tfjs-engine.js");
+  if (device !== "cpu")
+    throw new UserError(
+      `--device ${device} needs the onnx engine (${choice === "tfjs" ? "--engine tfjs was given" : `${dir} has no ONNX graphs: run 'equivae export ${dir}'`})`,
+    );
+  const { TfjsEngine } = await import("./tfjs-engine.js").catch((e: unknown) => {
+    // The serving image leaves TF.js out (scripts/prune-serving.mjs).
+    if (/Cannot find (package|module) '@tensorflow\//.test(errorMessage(e)))
+      throw new UserError(
+        `${dir}: the tfjs engine needs TF.js, which is not installed here (the serving image leaves it out); ` +
+          `export the checkpoint's ONNX graphs: equivae export ${dir}`,
+      );
+    throw e;
+  });
   return TfjsEngine.load(dir, { backend: opts.backend });
 }

@@ -9,6 +9,14 @@ import {
   type ExportManifest,
 } from "../checkpoint/index.js";
 import { UserError, errorMessage } from "../util/errors.js";
+import {
+  EXECUTION_PROVIDERS,
+  cudaFailure,
+  cudaInstallProblem,
+  isCudaError,
+  type CudaEnv,
+  type Device,
+} from "./device.js";
 import { BaseEngine, chunkSets } from "./engine.js";
 
 /** The graphs the engine needs, by their manifest names. */
@@ -28,7 +36,17 @@ export interface OnnxEngineOptions {
    * workers: a spinning thread burns a core that the HTTP thread and the other workers need.
    */
   spinning?: boolean;
+  /** cpu (default), or cuda: ONNX Runtime's CUDA execution provider (see device.ts). */
+  device?: Device;
+  /** Tests: a stand-in for ort.InferenceSession.create, and for what the CUDA checks look at. */
+  createSession?: SessionFactory;
+  cudaEnv?: CudaEnv;
 }
+
+export type SessionFactory = (
+  model: Uint8Array,
+  options: ort.InferenceSession.SessionOptions,
+) => Promise<ort.InferenceSession>;
 
 /** Whether a manifest lists every graph the ONNX engine needs. */
 export function hasOnnxGraphs(m: ExportManifest): boolean {
@@ -43,8 +61,13 @@ export class OnnxEngine extends BaseEngine {
     manifest: ExportManifest,
     centroids: Centroids,
     private readonly sessions: Record<GraphName, ort.InferenceSession>,
+    readonly device: Device,
   ) {
     super(manifest, centroids);
+  }
+
+  get executionProvider(): string {
+    return EXECUTION_PROVIDERS[this.device];
   }
 
   /** Verifies every file's sha256 (readManifest), opens one session per graph and warms each up. */
@@ -63,8 +86,16 @@ export class OnnxEngine extends BaseEngine {
     if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1)) {
       throw new UserError(`threads must be a positive integer (got ${opts.threads})`);
     }
+    const device = opts.device ?? "cpu";
+    if (device === "cuda") {
+      const problem = cudaInstallProblem(opts.cudaEnv);
+      if (problem) throw new UserError(problem);
+      // ONNX Runtime's own log of a provider that fails to load is a multi-line dump: the error says it in one.
+      ort.env.logLevel = "fatal";
+    }
     const centroids = await readCentroids(dir);
     const options: ort.InferenceSession.SessionOptions = {
+      ...(device === "cuda" ? { executionProviders: ["cuda"] } : {}),
       executionMode: "sequential",
       graphOptimizationLevel: "all",
       interOpNumThreads: 1,
@@ -81,8 +112,11 @@ export class OnnxEngine extends BaseEngine {
         const path = join(dir, info.file);
         let s: ort.InferenceSession;
         try {
-          s = await ort.InferenceSession.create(await fsp.readFile(path), options);
+          const create = opts.createSession ?? ((m, o) => ort.InferenceSession.create(m, o));
+          s = await create(await fsp.readFile(path), options);
         } catch (e) {
+          if (device === "cuda" && isCudaError(errorMessage(e)))
+            throw new UserError(cudaFailure(errorMessage(e), opts.cudaEnv));
           const msg = errorMessage(e).replace(/\s+/g, " ").slice(0, 300);
           throw new UserError(`${path}: ONNX Runtime cannot load this model (${msg})`);
         }
@@ -98,7 +132,12 @@ export class OnnxEngine extends BaseEngine {
       await Promise.all(Object.values(sessions).map((s) => s.release()));
       throw e;
     }
-    const engine = new OnnxEngine(manifest, centroids, sessions as Record<GraphName, ort.InferenceSession>);
+    const engine = new OnnxEngine(
+      manifest,
+      centroids,
+      sessions as Record<GraphName, ort.InferenceSession>,
+      device,
+    );
     await engine.warmUp();
     return engine;
   }

@@ -33,6 +33,15 @@ export class TfjsEngine extends BaseEngine {
     super(manifest, centroids);
   }
 
+  get executionProvider(): string {
+    return `tfjs-${tf.getBackend()}`;
+  }
+
+  /** gpu when the backend is tfjs-node-gpu's and TensorFlow found a GPU. */
+  get device(): string {
+    return (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true ? "gpu" : "cpu";
+  }
+
   static async load(dir: string, opts: TfjsEngineOptions = {}): Promise<TfjsEngine> {
     if (opts.backend !== undefined) {
       const { initBackend } = await import("../backend/index.js");

@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadEngine } from "../inference/index.js";
 import { defaultWorkers } from "../inference/workers/pool.js";
+import { cudaInstallProblem, parseDevice, type Device } from "../inference/device.js";
 import { UserError, errorMessage } from "../util/errors.js";
 import { DEFAULT_MODEL_DIR, LIMIT_FLAGS, SERVE_FLAGS, type FlagSpec, type Limits } from "./config.js";
 import { KeyStore, type MetricsAuth } from "./auth.js";
@@ -70,6 +71,8 @@ export interface ServeConfig {
   host: string;
   adminPort?: number;
   engine: "auto" | "onnx" | "tfjs";
+  /** cpu, or cuda: ONNX Runtime's CUDA execution provider. */
+  device: Device;
   workers: number;
   threads: number;
   maxBatchSize: number;
@@ -109,6 +112,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const engine = str("engine");
   if (engine !== "auto" && engine !== "onnx" && engine !== "tfjs")
     throw new UserError(`unknown engine '${engine}' (choose auto, onnx or tfjs)`);
+  const device = parseDevice(str("device"), "--device ($EQUIVAE_DEVICE)");
+  if (device !== "cpu" && engine === "tfjs")
+    throw new UserError(`--device ${device} needs the onnx engine (not --engine tfjs)`);
   const limits = Object.fromEntries(LIMIT_FLAGS.map((l) => [l.key, int(l.flag)!])) as unknown as Limits;
   const repository = str("model-repository");
   if (repository !== undefined && str("model-dir") !== undefined)
@@ -139,6 +145,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     host: str("host")!,
     adminPort: int("admin-port"),
     engine,
+    device,
     workers: int("workers") ?? defaultWorkers(),
     threads: int("threads")!,
     maxBatchSize: int("max-batch-size")!,
@@ -160,6 +167,7 @@ function modelSource(cfg: ServeConfig): ModelSource {
     loadEngine(dir, {
       engine: cfg.engine,
       threads: cfg.threads,
+      device: cfg.device,
       // The tfjs engine runs on the HTTP thread (a development path); onnx runs on worker threads.
       workers: cfg.engine === "tfjs" ? undefined : cfg.workers,
     });
@@ -182,6 +190,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
   if (cfg === "help") return void console.log(serveUsage());
   // A key file that cannot be used stops the start before any model loads.
   new KeyStore({ file: cfg.apiKeyFile, keys: cfg.apiKeys });
+  // So does a CUDA provider that is not installed (CUDA itself is checked when the model loads).
+  const cudaProblem = cfg.device === "cuda" ? cudaInstallProblem() : undefined;
+  if (cudaProblem) throw new UserError(cudaProblem);
   const source = modelSource(cfg);
   const logger = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
   const srv = await startServer(source, {

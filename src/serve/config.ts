@@ -190,6 +190,14 @@ export const SERVE_FLAGS: FlagSpec[] = [
     help: "ONNX Runtime intra-op threads per worker (no spin-waiting)",
   },
   {
+    flag: "device",
+    env: "EQUIVAE_DEVICE",
+    dflt: "cpu",
+    kind: "string",
+    arg: "DEVICE",
+    help: "cpu, or cuda: ONNX Runtime's CUDA execution provider (onnx engine; README: GPU)",
+  },
+  {
     flag: "max-batch-size",
     env: "EQUIVAE_MAX_BATCH_SIZE",
     dflt: 64,

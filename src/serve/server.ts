@@ -138,13 +138,15 @@ export async function startServer(
     info(
       `WARNING: no API key configured and bound to ${host}: every route is open to anyone who can reach port ${port} (set --api-key-file or EQUIVAE_API_KEYS)`,
     );
-  void app.ready.then((ok) =>
+  void app.ready.then((ok) => {
+    const current = app.models.get(app.models.defaultModel)?.current;
+    const provider = current?.engine.executionProvider ?? "CPUExecutionProvider";
     info(
       ok
-        ? `ready: warm-up inference succeeded (default model ${app.models.defaultModel}, version ${app.models.get(app.models.defaultModel)?.current?.version})`
+        ? `ready: warm-up inference succeeded (default model ${app.models.defaultModel}, version ${current?.version}, ${provider})`
         : "NOT ready: warm-up inference failed",
-    ),
-  );
+    );
+  });
   let reloading: Promise<void> | undefined;
   const reload = (why: string) =>
     (reloading ??= reloadModels(app, why, info).finally(() => (reloading = undefined)));

@@ -47,6 +47,9 @@ export interface TrainOptions extends LikelihoodOptions {
   /** The command line, recorded in the manifest. */
   command: string;
   backend: string;
+  /** Recorded in the manifest (training.device, training.backendPackage): see BackendInfo. */
+  device?: "cpu" | "gpu";
+  backendPackage?: string;
   /** Printed log lines (per-epoch summaries); progress bars go to stderr. */
   log?: (line: string) => void;
   quiet?: boolean;
@@ -425,6 +428,8 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
             epochsCompleted: epoch,
             epochsPlanned: o.epochs,
             backend: o.backend,
+            ...(o.device ? { device: o.device } : {}),
+            ...(o.backendPackage ? { backendPackage: o.backendPackage } : {}),
             wallSeconds: state.wallSeconds,
           },
           metrics: m,

@@ -1,8 +1,13 @@
 /** Inputs for the batch-embedding tests: IDX files written in chunks, PNG/JPEG images, NDJSON. */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
 import { parseNpyHeader } from "../../src/embed/npy.js";
+import type { EmbedState } from "../../src/embed/run.js";
+import { CLI, ROOT } from "./paths.js";
 
 /** A deterministic pseudo-random byte for image i, pixel k. */
 export function pixelByte(i: number, k: number): number {
@@ -68,4 +73,36 @@ export function readNpy(path: string): { shape: number[]; data: Float32Array; he
   const data = new Float32Array(n);
   Buffer.from(data.buffer).set(b.subarray(h.dataOffset));
   return { shape: h.shape, data, headerBytes: h.dataOffset };
+}
+
+/** Runs the CLI and SIGKILLs it as soon as its resume state satisfies `when` (polled every `pollMs`). */
+export async function runAndKill(
+  args: string[],
+  stateFile: string,
+  when: (s: EmbedState) => boolean,
+  pollMs = 5,
+): Promise<EmbedState> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.resume();
+  let exited = false;
+  const done = new Promise<void>((res) => child.on("exit", () => ((exited = true), res())));
+  let killedAt: EmbedState | undefined;
+  while (!exited && killedAt === undefined) {
+    await sleep(pollMs);
+    let s: EmbedState;
+    try {
+      s = JSON.parse(readFileSync(stateFile, "utf8")) as EmbedState;
+    } catch {
+      continue;
+    }
+    if (when(s)) {
+      child.kill("SIGKILL");
+      killedAt = s;
+    }
+  }
+  await done;
+  assert.ok(killedAt, `the run finished before it could be killed:\n${stderr}`);
+  return killedAt;
 }

@@ -9,6 +9,8 @@ import { send } from "./raw-http.js";
 export interface ServerProcess {
   child: ChildProcess;
   port: number;
+  /** The admin port (probes and metrics), when started with --admin-port. */
+  adminPort?: number;
   /** Everything it printed so far (stdout and stderr). */
   output(): string;
   /** Resolves with the exit code (null when killed by a signal) and the signal. */
@@ -59,6 +61,8 @@ export async function startServerProcess(
     child.kill("SIGKILL");
     throw new Error(`the server did not become ready (args: ${args.join(" ")}); its output:\n${out}`);
   }
+  const admin = /probes and metrics also on port (\d+)/.exec(out);
+  const adminPort = admin ? Number(admin[1]) : undefined;
   const stop = async (graceMs = 10_000) => {
     if (done) return;
     child.kill("SIGTERM");
@@ -66,7 +70,7 @@ export async function startServerProcess(
     await exited;
     clearTimeout(t);
   };
-  return { child, port, output: () => out, exited, stop };
+  return { child, port, adminPort, output: () => out, exited, stop };
 }
 
 /** One sample of a counter (or gauge) from /metrics; undefined when the series is absent. */

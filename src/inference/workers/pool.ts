@@ -21,6 +21,7 @@ import {
 import { UserError } from "../../util/errors.js";
 import { BaseEngine } from "../engine.js";
 import { hasOnnxGraphs } from "../onnx-engine.js";
+import { EXECUTION_PROVIDERS, cudaInstallProblem, type Device } from "../device.js";
 import { loadDecoder } from "../../imaging/decode.js";
 import type { DecodeTask, InferenceTask, Reply, WorkerConfig } from "./protocol.js";
 
@@ -29,6 +30,8 @@ export interface PoolOptions {
   workers?: number;
   /** ONNX Runtime intra-op threads per worker (default 1). */
   threads?: number;
+  /** cpu (default), or cuda: ONNX Runtime's CUDA execution provider in every worker. */
+  device?: Device;
 }
 
 /**
@@ -97,6 +100,7 @@ export class PooledEngine extends BaseEngine {
     centroids: Awaited<ReturnType<typeof readCentroids>>,
     private readonly pool: WorkerPool<InferenceTask>,
     private readonly decodePool: WorkerPool<DecodeTask>,
+    readonly device: Device,
   ) {
     super(manifest, centroids);
     this.decoder = {
@@ -105,6 +109,10 @@ export class PooledEngine extends BaseEngine {
         return (await this.decodePool.run({ kind: "decode", request: req })).decoded!;
       },
     };
+  }
+
+  get executionProvider(): string {
+    return EXECUTION_PROVIDERS[this.device];
   }
 
   /** Number of worker threads. */
@@ -125,8 +133,12 @@ export class PooledEngine extends BaseEngine {
     const manifest = (await readManifest(dir)) as ExportManifest;
     if (!hasOnnxGraphs(manifest))
       throw new UserError(`${dir} has no ONNX graphs (run 'equivae export ${dir}' first)`);
+    const device = opts.device ?? "cpu";
+    // What is seen missing fails here, before any worker starts (CUDA itself: when they open sessions).
+    const cudaProblem = device === "cuda" ? cudaInstallProblem() : undefined;
+    if (cudaProblem) throw new UserError(cudaProblem);
     const centroids = await readCentroids(dir);
-    const pool = new WorkerPool<InferenceTask>("./worker.js", workers, { modelDir: dir, threads });
+    const pool = new WorkerPool<InferenceTask>("./worker.js", workers, { modelDir: dir, threads, device });
     try {
       await pool.hello();
     } catch (e) {
@@ -142,7 +154,7 @@ export class PooledEngine extends BaseEngine {
       0,
       DECODE_IDLE_MS,
     );
-    return new PooledEngine(manifest, centroids, pool, decodePool);
+    return new PooledEngine(manifest, centroids, pool, decodePool, device);
   }
 
   private async batch(op: string, inputs: Float32Array[], rows: number): Promise<Float32Array[]> {

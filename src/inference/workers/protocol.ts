@@ -1,11 +1,14 @@
 /** The messages between the serving thread and its worker threads (structured-clone data only). */
 import type { DecodeRequest, DecodedBatch, ImagingFailure } from "../../imaging/batch.js";
+import type { Device } from "../device.js";
 
 export interface WorkerConfig {
   /** Checkpoint with ONNX graphs; every inference worker opens its own ONNX Runtime sessions over it. */
   modelDir: string;
   /** ONNX Runtime intra-op threads per worker (1: never spin-waits against the other workers). */
   threads: number;
+  /** cpu, or cuda: ONNX Runtime's CUDA execution provider. */
+  device: Device;
 }
 
 export type InferenceTask =

@@ -13,12 +13,14 @@ import type { InferenceTask, Reply, WorkerConfig } from "./protocol.js";
 const config = workerData as WorkerConfig;
 
 let loadError = "no engine";
-const engine = await OnnxEngine.load(config.modelDir, { threads: config.threads, spinning: false }).catch(
-  (e: unknown) => {
-    loadError = errorMessage(e);
-    return undefined;
-  },
-);
+const engine = await OnnxEngine.load(config.modelDir, {
+  threads: config.threads,
+  spinning: false,
+  device: config.device,
+}).catch((e: unknown) => {
+  loadError = errorMessage(e);
+  return undefined;
+});
 const runBatch = engine ? engineRunner(engine) : undefined;
 
 async function handle(task: InferenceTask): Promise<Reply> {

@@ -64,6 +64,8 @@ function modelInfo(entry: ModelEntry, limits: Limits, isDefault: boolean): Schem
     ...base,
     version: m.version,
     engine: engine.kind,
+    device: (engine.device ?? "cpu") as Schemas["ModelInfo"]["device"],
+    execution_provider: engine.executionProvider ?? "CPUExecutionProvider",
     dataset: man.dataset?.name,
     created_at: man.createdAt,
     parameter_count: man.parameterCount,
