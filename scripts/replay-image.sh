@@ -9,11 +9,12 @@
 #   build         tsc into dist/ (this checkout's dev dependencies stand in for the stage's npm ci)
 #   serving-deps  in a temp dir: package.json, package-lock.json, .npmrc, then the stage's own
 #                 `npm ci --omit=dev --ignore-scripts` and `node scripts/prune-serving.mjs .`
-#   runtime       /app = package.json + the pruned node_modules + dist/src + openapi.yaml + models/mnist
+#   runtime       /app = package.json + the pruned node_modules + dist/src + openapi.yaml +
+#                 src/serve/demo (the demo page) + models/mnist
 # Then, from that /app, as an unprivileged user (uid 65534, when run as root) over files it cannot
 # write (as USER node over the root-owned files COPY makes): the Dockerfile's CMD, timed from start
-# to the first 200 of /readyz (RUNS times), the HEALTHCHECK's command, /v1/models, /generate and
-# /classify, `embed --engine onnx`, and `serve --device cuda` failing with one line.
+# to the first 200 of /readyz (RUNS times), the HEALTHCHECK's command, /v1/models, /generate,
+# /classify and the demo page, `embed --engine onnx`, and `serve --device cuda` failing with one line.
 # Not checked: the base image itself, Docker running the HEALTHCHECK, a real container's user,
 # file system and cgroup limits.
 set -euo pipefail
@@ -57,6 +58,7 @@ mkdir -p "$APP/dist" "$APP/models"
 cp package.json openapi.yaml "$APP/"
 mv "$DEPS/node_modules" "$APP/node_modules"
 cp -r dist/src "$APP/dist/src"
+mkdir -p "$APP/src/serve" && cp -r src/serve/demo "$APP/src/serve/demo"
 cp -r models/mnist "$APP/models/mnist"
 chmod -R a+rX,go-w "$APP"
 AFTER_MB=$(mb "$APP/node_modules")
@@ -124,7 +126,7 @@ HC=$(sed -n 's/^ *CMD \["node", "-e", "\(.*\)"\]$/\1/p' Dockerfile)
 [ -n "$HC" ] || fail "no HEALTHCHECK command in the Dockerfile"
 run node -e "$HC" && echo "healthcheck: exit 0"
 
-say "/v1/models, /generate, /classify"
+say "/v1/models, /generate, /classify, the demo page"
 curl -fsS "http://127.0.0.1:$PORT/v1/models" >"$OUT/models.json"
 node -e '
   const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).models[0];
@@ -143,6 +145,10 @@ node -e '
   console.log("classify(generated 7):", JSON.stringify(p));
   if (String(p.name ?? p.label) !== "7") process.exit(1);
 ' "$OUT/classify.json"
+for p in / /demo/demo.js /demo/demo.css; do
+  curl -fsS -o /dev/null "http://127.0.0.1:$PORT$p" || fail "the demo page: GET $p"
+done
+echo "demo page: /, /demo/demo.js and /demo/demo.css answer 200"
 stop_server
 
 say "embed --engine onnx"

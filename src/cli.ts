@@ -13,7 +13,8 @@ Commands:
   export  Write a checkpoint's ONNX graphs (for ONNX Runtime inference) beside its weights.
   embed   Embed a dataset of unlabelled images (IDX, image directory, NDJSON) into .npy or NDJSON.
   serve   Serve a checkpoint over HTTP (embeddings, classification, generation; see /docs).
-  report  Draw a checkpoint's pictures: prior samples per class, interpolations, style transfer, curves.
+  report  Draw a checkpoint's pictures: prior samples per class, interpolations, style transfer,
+          UMAP of v and z, a z-grid, curves, and an index.html of them all.
   make-shapes  Write a small seeded colour image-folder dataset (circles, squares, triangles).
 
 Run 'equivae <command> --help' for the options of a command.`;
@@ -75,8 +76,9 @@ const EVAL_USAGE = `equivae eval <checkpoint> [options]
   --limit N                 evaluate only the first N images of the split
   --out FILE                where to write the JSON result (default: <checkpoint>/eval.json)
   --seed N                  seed of the two classifiers' initial weights, dropout and shuffling (default: 1)
-  --record                  also record the result in the checkpoint's manifest.json ('evaluation', shown by
-                            GET /v1/models); the checkpoint's files and their sha256 are not touched
+  --record                  also record the result in the checkpoint's manifest.json ('evaluation', and
+                            'zActivity': the mean KL per z dimension on the validation split; both shown
+                            by GET /v1/models); the checkpoint's files and their sha256 are not touched
   --backend NAME            tensorflow | wasm | cpu (default: the fastest available)`;
 
 const EXPORT_USAGE = `equivae export <checkpoint>
@@ -451,6 +453,10 @@ async function cmdEval(argv: string[]): Promise<void> {
     seed,
     ...(ck.labelled ? { labelled: ck.labelled } : {}),
   });
+  // z activity: always on the whole validation split, whatever --split and --limit say, as train records it.
+  const { measureZActivity } = await import("./train/z-activity.js");
+  const zActivity =
+    data.validation.n > 0 ? measureZActivity(ck.model, data.validation, { split: "validation" }) : undefined;
   const pct = (x: number | null) => (x === null ? "skipped" : `${(x * 100).toFixed(2)}%`);
   console.log("");
   console.log(`| ${split} error (${evalSet.n} images) | value |`);
@@ -461,6 +467,13 @@ async function cmdEval(argv: string[]): Promise<void> {
   console.log(
     `| benchmark classifier${ck.labelled ? ` (${ck.labelled.rows.length} labelled rows)` : ""} | ${pct(r.benchmarkError)} |`,
   );
+  if (zActivity) {
+    const kl = (d: number) => `${d} (${zActivity.klPerDim[d].toFixed(2)})`;
+    console.log(
+      `\nactive z dimensions (mean KL > ${zActivity.thresholdNats} nats on validation, ${zActivity.n} images): ` +
+        `${zActivity.activeDims.length} of ${m.model.dz}: ${zActivity.activeDims.map(kl).join(", ") || "none"}`,
+    );
+  }
   const out = resolve((v.out as string | undefined) ?? join(dir, "eval.json"));
   const result = {
     checkpoint: dir,
@@ -468,23 +481,30 @@ async function cmdEval(argv: string[]): Promise<void> {
     backend: backend.name,
     time: new Date().toISOString(),
     ...r,
+    ...(zActivity ? { zActivity } : {}),
   };
   writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
   console.log(`\nwrote ${out}`);
   if (v.record) {
     const { recordEvaluation } = await import("./checkpoint/index.js");
-    await recordEvaluation(dir, {
-      command: commandLine(),
-      split,
-      n: r.n,
-      centroidError: r.centroidError,
-      vClassifierError: r.vClassifierError,
-      benchmarkError: r.benchmarkError,
-      posteriorError: r.posteriorError,
-      backend: backend.name,
-      time: result.time,
-    });
-    console.log(`recorded the result in ${join(dir, "manifest.json")} (evaluation)`);
+    await recordEvaluation(
+      dir,
+      {
+        command: commandLine(),
+        split,
+        n: r.n,
+        centroidError: r.centroidError,
+        vClassifierError: r.vClassifierError,
+        benchmarkError: r.benchmarkError,
+        posteriorError: r.posteriorError,
+        backend: backend.name,
+        time: result.time,
+      },
+      zActivity,
+    );
+    console.log(
+      `recorded the result in ${join(dir, "manifest.json")} (evaluation${zActivity ? ", zActivity" : ""})`,
+    );
   }
   ck.model.dispose();
 }

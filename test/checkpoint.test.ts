@@ -9,6 +9,7 @@ import { readManifest } from "../src/checkpoint/index.js";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
 import { embedInvariant } from "../src/train/embedding.js";
 import { bestDirFor, train, type TrainOptions } from "../src/train/trainer.js";
+import { measureZActivity } from "../src/train/z-activity.js";
 import { sha256File } from "../src/util/fsx.js";
 import { MNIST_DIR, tempDir } from "./helpers/paths.js";
 
@@ -59,6 +60,9 @@ test("a checkpoint records config, command, metrics and sha256 of every file; lo
     assert.equal(m.files[f].sha256, await sha256File(join(dir, f)), f);
   }
   assert.equal(readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").length, 1);
+  // The z activity of the epoch's model on the validation split, as eval measures it.
+  assert.deepEqual(m.zActivity, measureZActivity(r.model, data.validation, { split: "validation" }));
+  assert.equal(m.zActivity!.n, 100);
 
   const ck = await loadCheckpoint(dir);
   const a = embedInvariant(r.model, data.validation);

@@ -1,12 +1,14 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { loadEngine } from "../src/inference/index.js";
 import { DEFAULT_MODEL_DIR } from "../src/serve/config.js";
 import { CURL_EXAMPLES } from "../src/serve/examples.js";
 import { startServer, type RunningServer } from "../src/serve/server.js";
-import { tempDir } from "./helpers/paths.js";
+import { ROOT, tempDir } from "./helpers/paths.js";
 
 const hasCurl = spawnSync("sh", ["-c", "command -v curl && command -v file"]).status === 0;
 let srv: RunningServer;
@@ -40,4 +42,13 @@ test("the README's curl examples work as written against a listening server", as
     );
     assert.match(r.stdout, ex.expect, `${ex.title}: ${cmd}\n${r.stdout.slice(0, 500)}`);
   }
+});
+
+test("the README's Serve examples block is exactly these examples, in order", () => {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const block = CURL_EXAMPLES.map((ex) => `# ${ex.title}\n${ex.command}`).join("\n\n");
+  assert.ok(
+    readme.includes("```sh\n" + block + "\n```\n"),
+    "README.md's examples differ from src/serve/examples.ts",
+  );
 });

@@ -421,3 +421,24 @@ test("startServer warns when no key is configured and it is bound beyond loopbac
   assert.equal(await run("0.0.0.0", [KEY_A]), "");
   assert.equal(await run("127.0.0.1", []), "");
 });
+
+test("the demo page: /, its script and style are open with keys configured; the page's CSP allows only its own assets", async () => {
+  const app = await ready({ apiKeys: [KEY_A] });
+  const page = await request(app).get("/").expect(200);
+  assert.equal(
+    page.headers["content-security-policy"],
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
+      "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  );
+  assert.equal(page.headers["x-content-type-options"], "nosniff");
+  // Nothing inline for the policy to block: no inline script, style or event handler.
+  assert.doesNotMatch(page.text, /<script>|<script(?![^>]*\ssrc=)|<style|\sstyle=|\son[a-z]+=/i);
+  for (const path of ["/demo/demo.js", "/demo/demo.css"]) {
+    const r = await request(app).get(path).expect(200);
+    assert.match(r.headers["content-security-policy"], /^default-src 'none'; frame-ancestors 'none'/);
+    assert.equal(r.headers["x-content-type-options"], "nosniff");
+  }
+  // The page asks for a key; the API it calls still needs one.
+  assertProblem(await request(app).get("/v1/models"), 401, "unauthorized");
+  assertProblem(await request(app).get("/demo/other.js"), 401, "unauthorized");
+});

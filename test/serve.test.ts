@@ -518,3 +518,28 @@ test("invert auto: a dark-on-light digit is inverted and classified like the lig
   assert.equal(q.body.predictions[0].label, test100.labels[1]);
   assert.equal(q.body.predictions[0].label, r.body.predictions[0].label);
 });
+
+test("/docs: a table cell with an escaped pipe stays one cell (q(y\\|x) in method-unavailable)", async () => {
+  const d = (await request(app).get("/docs").expect(200)).text;
+  const row = /<tr><td>method-unavailable<\/td>(.*?)<\/tr>/.exec(d);
+  assert.ok(row, "the spec's error table has a method-unavailable row");
+  assert.equal([...row[1].matchAll(/<td>/g)].length, 2, row[0]);
+  assert.ok(row[1].includes("q(y|x)"), row[0]);
+  assert.doesNotMatch(d, /\\\|/, "no escaped pipe left in the page");
+});
+
+test("the demo page: / and its script and style, each with its type; the page's assets exist", async () => {
+  const page = await request(app).get("/").expect(200);
+  assert.match(page.headers["content-type"], /^text\/html; charset=utf-8/);
+  const assets = [...page.text.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+  assert.deepEqual(assets.sort(), ["data:,", "demo/demo.css", "demo/demo.js", "docs"]);
+  const js = await request(app).get("/demo/demo.js").expect(200);
+  assert.match(js.headers["content-type"], /^text\/javascript/);
+  assert.match((await request(app).get("/demo/demo.css").expect(200)).headers["content-type"], /^text\/css/);
+  assert.equal((await request(app).get("/docs").expect(200)).status, 200, "the page's docs link");
+  // The page calls the API by relative URLs only (it works behind a path prefix) and nothing else.
+  assert.doesNotMatch(js.text, /https?:\/\//);
+  assert.doesNotMatch(page.text, /https?:\/\//);
+  await problem(await request(app).get("/demo/nope.js"), 404, "not-found");
+  await problem(await request(app).get("/v1/"), 404, "not-found");
+});

@@ -103,6 +103,8 @@ export interface Manifest {
   metrics: EpochMetrics | null;
   /** A held-out evaluation recorded by `equivae eval --record` (absent until then). */
   evaluation?: RecordedEvaluation;
+  /** Which z dimensions the model uses, measured on the validation split by `train` and `eval --record`. */
+  zActivity?: ZActivity;
   /** sha256 and size of every other file in the directory. */
   files: Record<string, { sha256: string; bytes: number }>;
 }
@@ -116,6 +118,26 @@ export interface EvalErrors {
   benchmarkError: number | null;
   /** q(y | x)'s error (semi-supervised checkpoints; null otherwise). */
   posteriorError: number | null;
+}
+
+/**
+ * How much the model uses each z dimension: the mean over a split of
+ * KL(q(z_d | x, v) || N(0, 1)) = 0.5 * (mu_d^2 + exp(logvar_d) - 1 - logvar_d), in nats, with v the
+ * image's own n = 1 embedding v(x) (as POST /embed/equivariant uses by default). A dimension whose
+ * posterior stays at the prior for every image (KL ~ 0) carries no information: the decoder ignores it.
+ */
+export interface ZActivity {
+  split: string;
+  /** Images averaged over. */
+  n: number;
+  /** The v given to q(z | x, v): "image" = v(x) of the image itself. */
+  v: "image";
+  /** [dz] mean KL per dimension, nats. */
+  klPerDim: number[];
+  /** A dimension is active when its mean KL is above this. */
+  thresholdNats: number;
+  /** Indices of the active dimensions, largest KL first. */
+  activeDims: number[];
 }
 
 /** `equivae eval --record`'s result, kept in manifest.json. */

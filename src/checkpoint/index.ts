@@ -19,6 +19,7 @@ export {
   type TensorSpec,
   type TrainingInfo,
   type TrainState,
+  type ZActivity,
 } from "./format.js";
 export { centroidMatrix, readCentroids } from "./centroids.js";
 export { readManifest, recordEvaluation, recordOnnxExport } from "./manifest.js";

@@ -10,6 +10,7 @@ import {
   type Manifest,
   type OnnxSection,
   type RecordedEvaluation,
+  type ZActivity,
 } from "./format.js";
 import { validateConfig } from "./model-config.js";
 
@@ -68,12 +69,18 @@ export async function recordOnnxExport(
 }
 
 /**
- * Records a held-out evaluation in manifest.json's `evaluation` (replacing a previous one),
- * atomically like the ONNX record. Nothing else in the manifest changes.
+ * Records a held-out evaluation in manifest.json's `evaluation` (replacing a previous one), and
+ * the z activity when given (`zActivity`, replacing the one training wrote), atomically like the
+ * ONNX record. Nothing else in the manifest changes (it is not among the files it lists).
  */
-export async function recordEvaluation(dir: string, evaluation: RecordedEvaluation): Promise<void> {
+export async function recordEvaluation(
+  dir: string,
+  evaluation: RecordedEvaluation,
+  zActivity?: ZActivity,
+): Promise<void> {
   await updateManifest(dir, (m) => {
     m.evaluation = evaluation;
+    if (zActivity) m.zActivity = zActivity;
   });
 }
 

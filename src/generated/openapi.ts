@@ -626,6 +626,19 @@ export interface components {
             evaluation?: {
                 [key: string]: unknown;
             } | null;
+            /** @description Which z dimensions the model uses, as recorded by `train` (every epoch) and `equivae eval --record`: the mean KL(q(z_d | x, v(x)) || N(0, 1)) per dimension over the validation split. A dimension at KL ~ 0 carries no information about the image (its posterior is the prior), and moving it in /generate's `z` barely changes the image. Null when the checkpoint has none recorded. */
+            z_activity?: {
+                /** @description The split averaged over (validation). */
+                split: string;
+                /** @description Images averaged over. */
+                n: number;
+                /** @description Mean KL per z dimension in nats, indexed like `z` (length dz). */
+                kl_per_dim: number[];
+                /** @description A dimension is active when its mean KL is above this. */
+                threshold_nats: number;
+                /** @description Indices of the active dimensions, largest KL first. */
+                active_dims: number[];
+            } | null;
             limits?: components["schemas"]["Limits"];
         };
         ModelsResponse: {

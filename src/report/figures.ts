@@ -10,7 +10,12 @@ export const INTERPOLATION_STEPS = 10;
 export const MAX_IMAGE_ROWS = 10;
 
 /** Separate random streams per picture, so changing one picture never changes another. */
-const STREAM = { samples: 1, interpolation: 2, style: 3 } as const;
+const STREAM = { samples: 1, interpolation: 2, style: 3, points: 4, umapV: 5, umapZ: 6 } as const;
+
+/** The seed of umap-js's random draws for the UMAP of v or of z. */
+export function umapSeed(seed: number, space: "v" | "z"): number {
+  return mixSeed(seed, space === "v" ? STREAM.umapV : STREAM.umapZ);
+}
 
 export type Cells = Array<Array<Float32Array | null>>;
 
@@ -219,4 +224,86 @@ export async function styleTransferCells(
     return row;
   });
   return { cells, images };
+}
+
+/** Images per engine call when embedding many images (bounds memory; results do not depend on it). */
+export const EMBED_CHUNK = 250;
+
+export interface EmbeddedPoints {
+  /** Indices into the set, in the seeded random order they are drawn in. */
+  idx: number[];
+  labels: Int32Array;
+  /** v (n = 1 invariant embedding), [n, dv]. */
+  v: Float32Array;
+  /** mu and logvar of q(z | x, v(x)), [n, dz]. */
+  mu: Float32Array;
+  logvar: Float32Array;
+}
+
+/**
+ * v, and q(z | x, v(x))'s mu and logvar, of `count` seeded random images of a set (all of them
+ * when it has fewer), for the UMAP pictures and the KL per z dimension.
+ */
+export async function embedPoints(
+  engine: Engine,
+  set: ImageSet,
+  seed: number,
+  count: number,
+): Promise<EmbeddedPoints> {
+  const { dv, dz } = engine.config;
+  const rng = new Rng(mixSeed(seed, STREAM.points));
+  const all = Array.from({ length: set.n }, (_, i) => i);
+  const idx = rng.sample(all, Math.min(count, set.n));
+  const n = idx.length;
+  const v = new Float32Array(n * dv);
+  const mu = new Float32Array(n * dz);
+  const logvar = new Float32Array(n * dz);
+  for (let s = 0; s < n; s += EMBED_CHUNK) {
+    const part = idx.slice(s, s + EMBED_CHUNK);
+    const x = batchPixels(set, part);
+    const vb = await engine.embedInvariant(x, part.length);
+    const q = await engine.encodeEquivariant(x, part.length, vb);
+    v.set(vb, s * dv);
+    mu.set(q.mu, s * dz);
+    logvar.set(q.logvar, s * dz);
+  }
+  return { idx, labels: Int32Array.from(idx, (i) => set.labels[i]), v, mu, logvar };
+}
+
+/** Values of each z-grid axis: Z_GRID_STEPS evenly spaced from -Z_GRID_RANGE to +Z_GRID_RANGE. */
+export const Z_GRID_STEPS = 9;
+export const Z_GRID_RANGE = 2;
+
+export function zGridValues(): number[] {
+  return Array.from(
+    { length: Z_GRID_STEPS },
+    (_, i) => -Z_GRID_RANGE + (2 * Z_GRID_RANGE * i) / (Z_GRID_STEPS - 1),
+  );
+}
+
+/**
+ * The z-grid (the paper's Figure 5, right): v fixed to class y's centroid, z = 0 except
+ * z[dims[0]] = the column's value and z[dims[1]] = the row's (zGridValues, both ascending). Null
+ * when the class has no centroid.
+ */
+export async function zGridCells(engine: Engine, y: number, dims: [number, number]): Promise<Cells | null> {
+  if (!centroidOf(engine, y)) return null;
+  const dz = engine.config.dz;
+  const values = zGridValues();
+  const zs: Float32Array[] = [];
+  for (const row of values) {
+    for (const col of values) {
+      const z = new Float32Array(dz);
+      z[dims[0]] = col;
+      z[dims[1]] = row;
+      zs.push(z);
+    }
+  }
+  const dec = await decodeWithCentroids(
+    engine,
+    zs.map(() => y),
+    zs,
+  );
+  const k = values.length;
+  return values.map((_, i) => dec.slice(i * k, (i + 1) * k));
 }

@@ -1,6 +1,6 @@
 /**
  * A tiny built-in 5x7 bitmap font (with 2-row descenders for g j p q y), enough to label plots:
- * digits, upper- and lowercase letters and . , % - + : ( ) / = _ ? and space.
+ * digits, upper- and lowercase letters and . , % - + : ; ( ) [ ] / = _ ' ? and space.
  * Each glyph is rows of 5 cells, '#' = ink; rows 0..6 sit on the baseline, rows 7..8 descend.
  */
 const GLYPHS: Record<string, string> = {
@@ -75,6 +75,10 @@ const GLYPHS: Record<string, string> = {
   ":": "..... .##.. .##.. ..... .##.. .##.. .....",
   "(": "...#. ..#.. .#... .#... .#... ..#.. ...#.",
   ")": ".#... ..#.. ...#. ...#. ...#. ..#.. .#...",
+  "[": ".###. .#... .#... .#... .#... .#... .###.",
+  "]": ".###. ...#. ...#. ...#. ...#. ...#. .###.",
+  ";": "..... .##.. .##.. ..... .##.. ..#.. .#...",
+  "'": "..#.. ..#.. .#... ..... ..... ..... .....",
   "/": "..... ....# ...#. ..#.. .#... #.... .....",
   "=": "..... ..... ##### ..... ##### ..... .....",
   _: "..... ..... ..... ..... ..... ..... #####",

@@ -12,6 +12,7 @@ import type { Engine } from "../inference/index.js";
 import { BatchQueue, engineRunner } from "../inference/queue.js";
 import { Admission } from "./admission.js";
 import { DEFAULT_LIMITS, type Limits, type ServeOptions } from "./config.js";
+import { demoRoutes } from "./demo.js";
 import { renderDocs } from "./docs.js";
 import { answerError, sendProblem } from "./error-mapper.js";
 import { ERROR_TABLE } from "./errors.js";
@@ -161,6 +162,8 @@ export function createRepositoryApp(
   router.use(inference);
   app.use("/v1", router);
   app.use("/", router);
+  // The demo page at / and its assets (not under /v1: it is no API).
+  app.use(demoRoutes(log));
 
   app.use((req: Request, res: Response) => {
     const path = req.path.replace(/^\/v1/, "").replace(/^\/models\/[^/]+/, "");

@@ -14,10 +14,19 @@ import { readFileSync } from "node:fs";
 import type { NextFunction, Request, Response } from "express";
 import { UserError, errorMessage } from "../util/errors.js";
 import { discardRest, refusedBodyDone, type BodyLimits } from "./body.js";
+import { DEMO_ASSETS } from "./demo.js";
 import { sendProblem } from "./error-mapper.js";
 
 /** Paths answered without a key (also under /v1); /metrics joins them unless --metrics-auth key. */
-export const OPEN_PATHS: readonly string[] = ["/", "/healthz", "/readyz", "/docs", "/openapi.yaml"];
+export const OPEN_PATHS: readonly string[] = [
+  "/",
+  "/healthz",
+  "/readyz",
+  "/docs",
+  "/openapi.yaml",
+  // The demo page's script and style (src/serve/demo.ts): the page asks for a key itself.
+  ...DEMO_ASSETS,
+];
 
 export type MetricsAuth = "open" | "key";
 

@@ -8,6 +8,8 @@ export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..
 export const DEFAULT_MODEL_DIR = resolve(PACKAGE_ROOT, "models", "mnist");
 /** The API's source of truth, served at GET /openapi.yaml. */
 export const OPENAPI_PATH = resolve(PACKAGE_ROOT, "openapi.yaml");
+/** The demo page's static files (served at GET / and /demo/...; copied into the image as they are). */
+export const DEMO_DIR = resolve(PACKAGE_ROOT, "src", "serve", "demo");
 
 /** Images smaller than this on either side are rejected (422 image-too-small), never upscaled. */
 export { MIN_IMAGE_SIDE };

@@ -12,17 +12,18 @@ function inline(s: string): string {
     .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>");
 }
 
-/** A small Markdown subset: paragraphs, pipe tables, inline code and bold. */
+/** A small Markdown subset: paragraphs, pipe tables (`\|` for a pipe in a cell), inline code and bold. */
 function markdown(md: string): string {
   const out: string[] = [];
   for (const block of md.trim().split(/\n\s*\n/)) {
     const lines = block.split("\n").map((l) => l.trim());
     if (lines.every((l) => l.startsWith("|"))) {
+      // Cells split at unescaped pipes; `\|` is a pipe inside a cell (GFM), e.g. q(y\|x).
       const cells = (l: string) =>
         l
-          .replace(/^\||\|$/g, "")
-          .split("|")
-          .map((x) => x.trim());
+          .replace(/^\||(?<!\\)\|$/g, "")
+          .split(/(?<!\\)\|/)
+          .map((x) => x.trim().replace(/\\\|/g, "|"));
       const [head, , ...body] = lines;
       out.push(
         `<table><tr>${cells(head)

@@ -21,6 +21,12 @@ export const CURL_EXAMPLES: CurlExample[] = [
     expect: /"classes":\["0","1"/,
   },
   {
+    title:
+      "The z dimensions the model uses, largest KL first (all of z_activity: jq '.models[0].z_activity')",
+    command: `curl -s localhost:8080/v1/models | grep -o '"active_dims":\\[[0-9,]*\\]'`,
+    expect: /^"active_dims":\[14,10,8\]\s*$/,
+  },
+  {
     title: "Generate a 7 (class centroid, z from the prior with seed 1) as a PNG",
     command: `curl -s localhost:8080/generate -H 'Content-Type: application/json' -H 'Accept: image/png' -d '{"class": "7", "seed": 1}' -o seven.png && file seven.png`,
     expect: /PNG image data, 28 x 28/,
@@ -66,8 +72,8 @@ export const CURL_EXAMPLES: CurlExample[] = [
     expect: /PNG image data, 112 x 112/,
   },
   {
-    title: "Interpolate z between two points (a row of 8 images)",
-    command: `curl -s localhost:8080/generate -H 'Content-Type: application/json' -H 'Accept: image/png' -d '{"class": 5, "interpolate": {"from": [-2,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0], "to": [2,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0], "steps": 8}}' -o row.png && file row.png`,
+    title: "Interpolate z along the most active dimension, z[14], from -2 to 2 (a row of 8 images)",
+    command: `curl -s localhost:8080/generate -H 'Content-Type: application/json' -H 'Accept: image/png' -d '{"class": 5, "interpolate": {"from": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,-2,0], "to": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,2,0], "steps": 8}}' -o row.png && file row.png`,
     expect: /PNG image data, 224 x 28/,
   },
   {

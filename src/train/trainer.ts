@@ -26,6 +26,7 @@ import { classPrior, hideLabels, makeSemiStep, predictClassifier, selectLabelled
 import { subset } from "../data/dataset.js";
 import { computeStandardisation, preprocessingText } from "../model/standardisation.js";
 import { checkResumeLikelihood, resolveLikelihood, type LikelihoodOptions } from "./likelihood-options.js";
+import { measureZActivity } from "./z-activity.js";
 
 export interface TrainOptions extends LikelihoodOptions {
   out: string;
@@ -366,6 +367,11 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
     const cm = centroidsFrom(vTrain, labelledSet.labels, cfg.numClasses, cfg.dv);
     const vVal = embedInvariant(model, data.validation);
     const valErr = errorRate(nearestCentroid(vVal, cm, cfg.dv), data.validation.labels);
+    // Which z dimensions are used (mean KL per dimension on the validation split, v = v(x)).
+    const zActivity =
+      data.validation.n > 0
+        ? measureZActivity(model, data.validation, { split: "validation", v: vVal })
+        : undefined;
     const counts = new Array<number>(cfg.numClasses).fill(0);
     for (const y of train.labels) if (y >= 0) counts[y]++;
     const valClsErr = semi
@@ -433,6 +439,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
             wallSeconds: state.wallSeconds,
           },
           metrics: m,
+          ...(zActivity ? { zActivity } : {}),
         },
         model,
         optimizer,
@@ -458,6 +465,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
     log(
       `epoch ${epoch}: ELBO ${m.elbo.toFixed(2)} (recon ${m.recon.toFixed(2)}, KL ${m.kl.toFixed(2)}), ` +
         `val centroid error ${(valErr * 100).toFixed(2)}%` +
+        (zActivity ? `, active z ${zActivity.activeDims.length}/${cfg.dz}` : "") +
         (semi
           ? `, val q(y|x) error ${(valClsErr! * 100).toFixed(2)}%, U ${m.unlabelledU!.toFixed(2)}, ` +
             `-log q ${m.classificationLoss!.toFixed(3)}`

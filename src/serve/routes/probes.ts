@@ -78,6 +78,15 @@ function modelInfo(entry: ModelEntry, limits: Limits, isDefault: boolean): Schem
     classify_methods: engine.hasPosterior ? ["centroid", "posterior"] : ["centroid"],
     metrics: (man.metrics ?? null) as Record<string, unknown> | null,
     evaluation: (man.evaluation ?? null) as Record<string, unknown> | null,
+    z_activity: man.zActivity
+      ? {
+          split: man.zActivity.split,
+          n: man.zActivity.n,
+          kl_per_dim: man.zActivity.klPerDim,
+          threshold_nats: man.zActivity.thresholdNats,
+          active_dims: man.zActivity.activeDims,
+        }
+      : null,
     limits: {
       max_body_bytes: limits.maxBodyBytes,
       max_images: limits.maxImages,
