@@ -84,7 +84,7 @@ test("health, readiness, models, spec, docs", async () => {
       max_images: 64,
       max_pixels: 4000000,
       max_request_pixels: 16000000,
-      max_inflight_pixels: 32000000,
+      max_inflight_pixels: 16000000,
       max_concurrent: 64,
       body_timeout_ms: 10000,
       timeout_ms: 30000,

@@ -101,9 +101,9 @@ export const LIMIT_FLAGS: LimitFlag[] = [
     key: "maxInflightPixels",
     flag: "max-inflight-pixels",
     env: "EQUIVAE_MAX_INFLIGHT_PIXELS",
-    dflt: 32_000_000,
+    dflt: 16_000_000,
     kind: "int",
-    help: "pixels of all admitted requests at once; more get 429",
+    help: "pixels of all admitted requests at once (memory: see README); more get 429",
   },
   {
     key: "maxConcurrent",
