@@ -89,15 +89,11 @@ const inDir = (path: string, dir: string) => path.startsWith(dir + "/");
 const isTf = (target: string) => target.startsWith("@tensorflow/");
 const TFJS_ENGINE = "src/inference/tfjs-engine.ts";
 
-/** TF.js, or the folders that load it (src/model/config.ts holds only types and plain functions). */
+/** TF.js, or the training side's folders (type-only imports included: nothing of them is served). */
 function heavy(e: Edge): string | undefined {
   if (isTf(e.target)) return "@tensorflow";
   if (inDir(e.target, "src/train")) return "src/train";
-  if (inDir(e.target, "src/model")) {
-    // Its types are erased at build time; the file itself is checked below to stay TF.js-free.
-    if (e.typeOnly && e.target === "src/model/config.ts") return undefined;
-    return "src/model";
-  }
+  if (inDir(e.target, "src/model")) return "src/model";
   return undefined;
 }
 
@@ -124,13 +120,6 @@ const TF_RULES: Rule[] = [
     inDir(e.from, "src/export") && inDir(e.target, "src/train")
       ? "src/export must not import src/train"
       : undefined,
-  (e) => {
-    // The type-only exemption above holds only while src/model/config.ts loads nothing heavy.
-    if (e.from !== "src/model/config.ts" || e.typeOnly) return undefined;
-    const ok =
-      inDir(e.target, "src/util") || inDir(e.target, "src/checkpoint") || e.target.startsWith("node:");
-    return ok ? undefined : "src/model/config.ts may import only src/util, src/checkpoint and node:*";
-  },
 ];
 
 /** The loaders and the batch embedder share image decoding with the server through src/imaging, not src/serve. */
@@ -201,7 +190,12 @@ test("import rules: the parser sees static, type-only, re-export and dynamic spe
     ]).length,
     5,
   );
-  assert.deepEqual(offences([fake("src/model/config.ts", true), fake("src/checkpoint/index.ts")]), []);
+  assert.equal(
+    offences([fake("src/model/config.ts", true)]).length,
+    1,
+    "a type-only import of src/model counts",
+  );
+  assert.deepEqual(offences([fake("src/checkpoint/index.ts"), fake("src/util/errors.ts")]), []);
   assert.equal(
     offences([{ ...fake("src/serve/images.ts"), from: "src/data/folder.ts" }], SERVE_RULES).length,
     1,

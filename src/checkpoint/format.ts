@@ -3,7 +3,7 @@
  * (or anywhere under src/checkpoint) loads TF.js, so serving and `embed` can read checkpoints
  * without it; writing weights and optimizer state (which needs TF.js) is src/train/checkpoint.ts.
  */
-import type { ModelConfig } from "../model/config.js";
+import type { ModelConfig } from "./model-config.js";
 
 export const CHECKPOINT_FORMAT = "equivae-checkpoint";
 export const CHECKPOINT_VERSION = 1;

@@ -24,7 +24,7 @@ export {
 export { centroidMatrix, readCentroids } from "./centroids.js";
 export { readManifest, recordEvaluation, recordOnnxExport } from "./manifest.js";
 export { readMetrics } from "./metrics.js";
-export { validateConfig } from "./model-config.js";
+export { validateConfig, type GaussianScale, type LikelihoodName, type ModelConfig } from "./model-config.js";
 export {
   fromFile,
   readStandardisation,

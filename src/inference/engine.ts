@@ -1,5 +1,5 @@
 import type { Centroids, ExportManifest } from "../checkpoint/index.js";
-import type { ModelConfig } from "../model/config.js";
+import type { ModelConfig } from "../checkpoint/index.js";
 import { UserError } from "../util/errors.js";
 
 export type EngineKind = "onnx" | "tfjs";

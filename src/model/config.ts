@@ -1,47 +1,10 @@
 import { validateConfig } from "../checkpoint/model-config.js";
+import type { GaussianScale, LikelihoodName, ModelConfig } from "../checkpoint/model-config.js";
 import { UserError } from "../util/errors.js";
 
-export type LikelihoodName = "bernoulli" | "gaussian";
-
-/**
- * The Gaussian likelihood's scale sigma (in the units the decoder works in: standardised units when
- * the model standardises, else pixel values in [0, 1]): "learned" is one trainable log sigma per
- * channel (`dec/log_sigma`), a number is a fixed sigma.
- */
-export type GaussianScale = "learned" | number;
-
-/** Everything needed to rebuild the networks; stored in every checkpoint's manifest. */
-export interface ModelConfig {
-  height: number;
-  width: number;
-  channels: number;
-  numClasses: number;
-  /** Size of the invariant representation v. */
-  dv: number;
-  /** Size of the equivariant latent z. */
-  dz: number;
-  /** Dense hidden units H. */
-  hidden: number;
-  /** Filters of the 5-layer conv stack. */
-  filters: number[];
-  /** Strides of the conv stack (the decoder mirrors them). */
-  strides: number[];
-  kernel: number;
-  likelihood: LikelihoodName;
-  /** Gaussian models only: the scale (absent = "learned"). */
-  gaussianScale?: GaussianScale;
-  /**
-   * Per-pixel standardisation inside the model: the conv stacks see (x - mean) / std, with mean and
-   * std per pixel and channel from the training split (the checkpoint's standardisation.json), and a
-   * Gaussian likelihood compares its output with the standardised x. Absent (older checkpoints) = false.
-   */
-  standardise?: boolean;
-  /**
-   * Semi-supervised models (Eq. 5-7) carry the inference network q(y | x) under the `cls/` prefix.
-   * Absent (older checkpoints) means false.
-   */
-  classifier?: boolean;
-}
+// The config's types live with the checkpoint format (src/checkpoint), which serving reads
+// without any of the training side.
+export type { GaussianScale, LikelihoodName, ModelConfig } from "../checkpoint/model-config.js";
 
 /** Units of q(y | x)'s two dropout dense layers (the spec: 128, 64) and their dropout rate. */
 export const CLASSIFIER_UNITS = [128, 64] as const;
