@@ -9,7 +9,6 @@
 // count and time, and the script stops by itself (a watchdog ends it). Traffic goes only to
 // 127.0.0.1. Extra server flags: BENCH_SERVER_ARGS="--workers 2 ...".
 // Usage: npm run bench:attack
-import { createRequire } from "node:module";
 import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { loadavg } from "node:os";
@@ -17,17 +16,7 @@ import { encodeImage, flatImage, mnistLike, multipartBody, type Part } from "../
 import { send, type SendResult } from "../test/helpers/raw-http.js";
 import { readMetric, startServerProcess } from "../test/helpers/server-process.js";
 import { Rng } from "../src/util/rng.js";
-
-interface CannonResult {
-  statusCodeStats?: Record<string, { count: number }>;
-  errors: number;
-  timeouts: number;
-  requests: { total: number };
-}
-// autocannon ships no types; load it through require with the little of its API used here.
-const autocannon = createRequire(import.meta.url)("autocannon") as (
-  o: Record<string, unknown>,
-) => Promise<CannonResult>;
+import { autocannon } from "./lib/load.js";
 
 const SECONDS = Math.max(1, Number(process.env.BENCH_SECONDS ?? 8));
 const WINDOW_MS = SECONDS * 1000;

@@ -13,14 +13,13 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { PNG } from "pngjs";
+import { autocannon, freePort } from "./lib/load.js";
 import { OnnxEngine } from "../src/inference/onnx-engine.js";
 import { SERVE_NODE_FLAGS } from "../src/serve/config.js";
 
@@ -35,22 +34,6 @@ const WARMUP_SECONDS = 2;
 const READY_TIMEOUT_MS = 90_000;
 
 // ------------------------------------------------------------------------------------ load generator
-
-interface CannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  "2xx": number;
-}
-interface Tracker {
-  on(ev: "response", f: (client: unknown, status: number, bytes: number, ms: number) => void): void;
-}
-// autocannon ships no types; load it through require with the little of its API used here.
-const autocannon = createRequire(import.meta.url)("autocannon") as (
-  o: Record<string, unknown>,
-  cb: (err: Error | null, r: CannonResult) => void,
-) => Tracker;
 
 interface Load {
   rps: number;
@@ -120,17 +103,6 @@ function cannon(url: string, connections: number, seconds: number): Promise<Load
 }
 
 // --------------------------------------------------------------------------------------- processes
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 interface Proc {
   child: ChildProcess;

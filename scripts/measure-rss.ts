@@ -9,10 +9,9 @@
  *   env: MEASURE_WORKERS (--workers, default 2), MEASURE_CONNECTIONS (64), MEASURE_SECONDS (10),
  *        MEASURE_SIDE (the image's side, default 28)
  */
+import { autocannon, freePort, type CannonResult } from "./lib/load.js";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -27,19 +26,6 @@ const CONNECTIONS = Number(process.env.MEASURE_CONNECTIONS ?? 64);
 const SECONDS = Number(process.env.MEASURE_SECONDS ?? 10);
 /** The uploaded image's side (28: an MNIST digit; 1000: a photo-sized 1-megapixel image). */
 const SIDE = Number(process.env.MEASURE_SIDE ?? 28);
-
-interface CannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  "2xx": number;
-  statusCodeStats?: Record<string, { count: number }>;
-}
-const autocannon = createRequire(import.meta.url)("autocannon") as (
-  o: Record<string, unknown>,
-  cb: (err: Error | null, r: CannonResult) => void,
-) => unknown;
 
 /** VmRSS, VmHWM (MiB) and thread count of a process, from /proc/PID/status. */
 function status(pid: number): { rss: number; hwm: number; threads: number } {
@@ -70,17 +56,6 @@ function body(): { body: Buffer; contentType: string } {
     ]),
     contentType: `multipart/form-data; boundary=${b}`,
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
 }
 
 async function main(): Promise<void> {
