@@ -2,7 +2,8 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { UserError, errorMessage } from "./util/errors.js";
+import { reportError } from "./commands/exit-codes.js";
+import { InputError, errorMessage } from "./util/errors.js";
 
 const USAGE = `equivae <command> [options]
 
@@ -157,7 +158,7 @@ async function cmdMakeShapes(argv: string[]): Promise<void> {
   );
   if (v.help) return void console.log(MAKE_SHAPES_USAGE);
   if (v.out === undefined)
-    throw new UserError("make-shapes: --out is required (see 'equivae make-shapes --help')");
+    throw new InputError("make-shapes: --out is required (see 'equivae make-shapes --help')");
   const { makeShapes } = await import("./data/shapes.js");
   const r = makeShapes({
     out: v.out as string,
@@ -186,7 +187,7 @@ function parse(argv: string[], options: Opts, allowPositionals: boolean): Parsed
       strict: true,
     }) as Parsed;
   } catch (e) {
-    throw new UserError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
+    throw new InputError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
   }
 }
 
@@ -194,14 +195,14 @@ function int(v: string | boolean | undefined, name: string, dflt: number, min = 
   if (v === undefined) return dflt;
   const n = Number(v);
   if (!Number.isInteger(n) || n < min)
-    throw new UserError(`--${name} must be an integer >= ${min} (got '${v}')`);
+    throw new InputError(`--${name} must be an integer >= ${min} (got '${v}')`);
   return n;
 }
 
 function num(v: string | boolean | undefined, name: string, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new UserError(`--${name} must be a positive number (got '${v}')`);
+  if (!Number.isFinite(n) || n <= 0) throw new InputError(`--${name} must be a positive number (got '${v}')`);
   return n;
 }
 
@@ -256,7 +257,7 @@ async function cmdTrain(argv: string[]): Promise<void> {
   if (v.labels !== undefined && v.labels !== "all") {
     const n = Number(v.labels);
     if (!Number.isInteger(n) || n < 1)
-      throw new UserError(`--labels must be a positive integer or 'all' (got '${v.labels}')`);
+      throw new InputError(`--labels must be a positive integer or 'all' (got '${v.labels}')`);
     labels = n;
   }
   const dv = int(v.dv, "dv", 16);
@@ -297,10 +298,10 @@ async function cmdTrain(argv: string[]): Promise<void> {
     ...likelihoodOpts,
   };
   if (opts.labelledWarmupSteps !== undefined && labels === undefined) {
-    throw new UserError("--labelled-warmup-steps needs --labels N (it is about semi-supervised runs)");
+    throw new InputError("--labelled-warmup-steps needs --labels N (it is about semi-supervised runs)");
   }
   if (opts.unlabelledContext !== undefined && labels === undefined) {
-    throw new UserError("--unlabelled-context needs --labels N (it is about semi-supervised runs)");
+    throw new InputError("--unlabelled-context needs --labels N (it is about semi-supervised runs)");
   }
   const { checkBackendName } = await import("./backend/names.js");
   checkBackendName(v.backend as string | undefined);
@@ -343,13 +344,13 @@ async function likelihoodFlags(
   const { parseGaussianScale } = await import("./model/config.js");
   const lk = v.likelihood as string | undefined;
   if (lk !== undefined && lk !== "bernoulli" && lk !== "gaussian")
-    throw new UserError(`unknown likelihood '${lk}' (choose bernoulli or gaussian)`);
+    throw new InputError(`unknown likelihood '${lk}' (choose bernoulli or gaussian)`);
   const st = v.standardise as string | undefined;
   if (st !== undefined && !["pixel", "channel", "off", "on"].includes(st))
-    throw new UserError(`--standardise must be pixel, channel or off (got '${st}')`);
+    throw new InputError(`--standardise must be pixel, channel or off (got '${st}')`);
   const gs = v["gaussian-scale"] as string | undefined;
   if (gs !== undefined && lk === "bernoulli")
-    throw new UserError("--gaussian-scale applies only to --likelihood gaussian");
+    throw new InputError("--gaussian-scale applies only to --likelihood gaussian");
   return {
     ...(lk !== undefined ? { likelihood: lk } : {}),
     ...(gs !== undefined ? { gaussianScale: parseGaussianScale(gs) } : {}),
@@ -366,11 +367,11 @@ async function folderFlags(v: Parsed["values"]): Promise<{
   const { parseImageSize } = await import("./data/folder.js");
   const ch = v.channels as string | undefined;
   if (ch !== undefined && ch !== "1" && ch !== "3")
-    throw new UserError(`--channels must be 1 or 3 (got '${ch}')`);
+    throw new InputError(`--channels must be 1 or 3 (got '${ch}')`);
   const vf = v["val-fraction"] as string | undefined;
   const f = vf === undefined ? undefined : Number(vf);
   if (f !== undefined && !(vf!.trim() !== "" && f >= 0 && f < 1))
-    throw new UserError(`--val-fraction must be a number in [0, 1) (got '${vf}')`);
+    throw new InputError(`--val-fraction must be a number in [0, 1) (got '${vf}')`);
   return {
     ...(v["image-size"] !== undefined ? { imageSize: parseImageSize(v["image-size"] as string) } : {}),
     ...(ch !== undefined ? { channels: Number(ch) as 1 | 3 } : {}),
@@ -397,11 +398,11 @@ async function cmdEval(argv: string[]): Promise<void> {
   );
   if (v.help) return void console.log(EVAL_USAGE);
   if (positionals.length !== 1)
-    throw new UserError("usage: equivae eval <checkpoint> [--split test|validation]");
+    throw new InputError("usage: equivae eval <checkpoint> [--split test|validation]");
   const dir = resolve(positionals[0]);
   const split = (v.split as string | undefined) ?? "test";
   if (split !== "test" && split !== "validation")
-    throw new UserError(`unknown split '${split}' (test or validation)`);
+    throw new InputError(`unknown split '${split}' (test or validation)`);
   const limit = v.limit === undefined ? undefined : int(v.limit, "limit", 1);
   const seed = int(v.seed, "seed", 1, 0);
 
@@ -411,7 +412,7 @@ async function cmdEval(argv: string[]): Promise<void> {
   const name = m.dataset.name;
   const { DATASET_NAMES, loadDataset, requestFor } = await import("./data/load.js");
   if (!(DATASET_NAMES as readonly string[]).includes(name))
-    throw new UserError(`eval: unsupported dataset '${name}' in ${dir}`);
+    throw new InputError(`eval: unsupported dataset '${name}' in ${dir}`);
   const { subset, range } = await import("./data/dataset.js");
   const semi = m.model.classifier === true;
   // A semi-supervised checkpoint's classifiers train on its labelled rows only (e.g. 100): 5 epochs
@@ -419,7 +420,7 @@ async function cmdEval(argv: string[]): Promise<void> {
   const vEpochs = int(v["v-epochs"], "v-epochs", semi ? 200 : 20, 0);
   const benchEpochs = int(v["benchmark-epochs"], "benchmark-epochs", semi ? 200 : 5, 0);
   if (semi && v["train-size"] !== undefined)
-    throw new UserError(
+    throw new InputError(
       "eval: --train-size does not apply to a semi-supervised checkpoint (its classifiers train on its labelled rows)",
     );
   const trainSize =
@@ -434,7 +435,7 @@ async function cmdEval(argv: string[]): Promise<void> {
     data.train.width !== m.model.width ||
     data.train.channels !== m.model.channels
   ) {
-    throw new UserError(
+    throw new InputError(
       `eval: the data's images are ${data.train.height}x${data.train.width}x${data.train.channels}, the model's ` +
         `${m.model.height}x${m.model.width}x${m.model.channels}`,
     );
@@ -512,7 +513,7 @@ async function cmdEval(argv: string[]): Promise<void> {
 async function cmdExport(argv: string[]): Promise<void> {
   const { values: v, positionals } = parse(argv, {}, true);
   if (v.help) return void console.log(EXPORT_USAGE);
-  if (positionals.length !== 1) throw new UserError("usage: equivae export <checkpoint>");
+  if (positionals.length !== 1) throw new InputError("usage: equivae export <checkpoint>");
   const dir = resolve(positionals[0]);
   const { exportOnnx } = await import("./export/onnx.js");
   const r = await exportOnnx(dir);
@@ -561,14 +562,15 @@ async function cmdEmbed(argv: string[]): Promise<void> {
     false,
   );
   if (v.help) return void console.log(EMBED_USAGE);
-  if (v.input === undefined) throw new UserError("embed: --input is required (see 'equivae embed --help')");
-  if (v.output === undefined) throw new UserError("embed: --output is required (see 'equivae embed --help')");
+  if (v.input === undefined) throw new InputError("embed: --input is required (see 'equivae embed --help')");
+  if (v.output === undefined)
+    throw new InputError("embed: --output is required (see 'equivae embed --help')");
   const engineName = (v.engine as string | undefined) ?? "auto";
   if (engineName !== "auto" && engineName !== "onnx" && engineName !== "tfjs")
-    throw new UserError(`unknown engine '${engineName}' (choose auto, onnx or tfjs)`);
+    throw new InputError(`unknown engine '${engineName}' (choose auto, onnx or tfjs)`);
   const secs = v["checkpoint-secs"] === undefined ? 1 : Number(v["checkpoint-secs"]);
   if (!Number.isFinite(secs) || secs < 0)
-    throw new UserError(`--checkpoint-secs must be a number >= 0 (got '${v["checkpoint-secs"]}')`);
+    throw new InputError(`--checkpoint-secs must be a number >= 0 (got '${v["checkpoint-secs"]}')`);
   const workersArg = (v.workers as string | undefined) ?? process.env.EQUIVAE_WORKERS;
   const { DEFAULT_MODEL, embedCommand } = await import("./embed/cli.js");
   await embedCommand({
@@ -600,7 +602,7 @@ async function cmdEmbedMerge(argv: string[]): Promise<void> {
   );
   if (v.help) return void console.log(EMBED_MERGE_USAGE);
   if (v.output === undefined)
-    throw new UserError("embed merge: --output is required (see 'equivae embed merge --help')");
+    throw new InputError("embed merge: --output is required (see 'equivae embed merge --help')");
   const { mergeShards, mergeSummaryLine } = await import("./embed/merge.js");
   const r = await mergeShards({
     output: v.output as string,
@@ -645,16 +647,10 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UserError(`unknown command '${cmd}' (see 'equivae --help')`);
+        throw new InputError(`unknown command '${cmd}' (see 'equivae --help')`);
     }
   } catch (e) {
-    if (e instanceof UserError) {
-      console.error(`error: ${e.message}`);
-      return e.exitCode;
-    }
-    console.error(`error: ${errorMessage(e)}`);
-    if (process.env.EQUIVAE_DEBUG) console.error(e);
-    return 1;
+    return reportError(e);
   }
 }
 

@@ -33,7 +33,7 @@ import { loadEngine } from "../src/inference/index.js";
 import { createApp } from "../src/serve/app.js";
 import { DEFAULT_MODEL_DIR } from "../src/serve/config.js";
 import { parseServeConfig } from "../src/serve/command.js";
-import { UserError } from "../src/util/errors.js";
+import { InputError } from "../src/util/errors.js";
 import { assertOneLineError, runCli } from "./helpers/cli.js";
 import { pngImage } from "./helpers/embed.js";
 import { tempDir } from "./helpers/paths.js";
@@ -72,7 +72,7 @@ test("training: tfjs-node-gpu is preferred when installed; else tfjs-node; neith
 
   const none = standIn({});
   await assert.rejects(loadTensorflowPackage("tensorflow", none), (e: Error) => {
-    assert.ok(e instanceof UserError);
+    assert.ok(e instanceof InputError);
     oneLine(e.message);
     assert.match(e.message, /npm install @tensorflow\/tfjs-node /);
     assert.match(e.message, /npm install @tensorflow\/tfjs-node-gpu .*CUDA 11\.2 and cuDNN 8\.1/);
@@ -276,7 +276,7 @@ test("device: --device cuda asks ONNX Runtime for its CUDA provider, and /v1/mod
   }
 });
 
-test("device: a CUDA session that fails to start is a one-line UserError", async () => {
+test("device: a CUDA session that fails to start is a one-line InputError", async () => {
   const failing = async () => {
     throw new Error("OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library");
   };
@@ -287,7 +287,7 @@ test("device: a CUDA session that fails to start is a one-line UserError", async
       cudaEnv: cudaEnv({}, "libcudnn.so.9: cannot open shared object file: No such file or directory"),
     }),
     (e: Error) => {
-      assert.ok(e instanceof UserError);
+      assert.ok(e instanceof InputError);
       oneLine(e.message);
       assert.match(e.message, /^--device cuda: libcudnn\.so\.9 not found \(cuDNN 9/);
       return true;
@@ -334,7 +334,7 @@ test(
         cudaEnv: { ...defaultCudaEnv(), exists: () => true },
       }),
       (e: Error) => {
-        assert.ok(e instanceof UserError);
+        assert.ok(e instanceof InputError);
         oneLine(e.message);
         assert.match(
           e.message,

@@ -21,7 +21,7 @@ import { EquiVAE } from "../src/model/equivae.js";
 import { centroidsFrom, embedInvariant } from "../src/train/embedding.js";
 import { evaluate, type EvalOptions } from "../src/train/evaluate.js";
 import { readManifest, recordEvaluation } from "../src/checkpoint/index.js";
-import { UserError } from "../src/util/errors.js";
+import { InputError } from "../src/util/errors.js";
 import { MNIST_DIR, ROOT, tempDir } from "./helpers/paths.js";
 
 before(async () => {
@@ -78,7 +78,7 @@ test("eval --record's manifest update: a failed write is one clear error and lea
     time: new Date().toISOString(),
   };
   await assert.rejects(recordEvaluation(dir, evaluation), (e: Error) => {
-    assert.ok(e instanceof UserError);
+    assert.ok(e instanceof InputError);
     assert.match(e.message, /manifest\.json: cannot update .*the manifest was left as it was/);
     return true;
   });

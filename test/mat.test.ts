@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { colMajorIndex, getArray, parseMat, readMatFile } from "../src/data/mat.js";
 import { loadSvhn, readSvhnFile, SVHN_CLASS_NAMES, SVHN_VALIDATION_SIZE } from "../src/data/svhn.js";
 import { DATA_DIR_ENV } from "../src/data/mnist.js";
-import { UserError } from "../src/util/errors.js";
+import { InputError } from "../src/util/errors.js";
 import { MI, MX, svhnMat, svhnPixel, writeMat } from "./helpers/mat-writer.js";
 import { tempDir } from "./helpers/paths.js";
 
@@ -13,7 +13,7 @@ const LABELS = [10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 3];
 
 function isUserError(re: RegExp) {
   return (e: unknown) => {
-    assert.ok(e instanceof UserError, `expected a UserError, got ${String(e)}`);
+    assert.ok(e instanceof InputError, `expected a InputError, got ${String(e)}`);
     assert.match(e.message, re);
     assert.ok(!e.message.includes("\n"), "one line");
     return true;

@@ -340,7 +340,7 @@ function rehash(d: string, file: string): void {
 
 async function oneLineRejection(d: string, pattern: RegExp): Promise<void> {
   await assert.rejects(loadEngine(d, { engine: "onnx" }), (e: Error) => {
-    assert.equal(e.name, "UserError");
+    assert.equal(e.name, "InputError");
     assert.doesNotMatch(e.message, /\n/);
     assert.match(e.message, pattern);
     return true;

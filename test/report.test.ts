@@ -32,7 +32,7 @@ import { Raster } from "../src/report/raster.js";
 import { loadIdxDataset } from "../src/data/mnist.js";
 import { batchPixels, type ImageSet } from "../src/data/dataset.js";
 import { loadEngine, type Engine } from "../src/inference/index.js";
-import { UserError } from "../src/util/errors.js";
+import { InputError } from "../src/util/errors.js";
 import { MNIST_DIR, ROOT, tempDir } from "./helpers/paths.js";
 
 const MODEL = join(ROOT, "models", "mnist");
@@ -561,18 +561,18 @@ test("curves: dark pixels (text, axes) and the line's colour in every panel", ()
 });
 
 test("bad flags and arguments are UserErrors", async () => {
-  await assert.rejects(cmdReport([MODEL, "--bogus"]), UserError);
-  await assert.rejects(cmdReport([]), UserError);
-  await assert.rejects(cmdReport([MODEL, "extra"]), UserError);
-  await assert.rejects(cmdReport([MODEL, "--seed", "x"]), UserError);
-  await assert.rejects(cmdReport([MODEL, "--seed"]), UserError);
-  await assert.rejects(cmdReport([MODEL, "--prefix", "../evil", "--out", out2]), UserError);
+  await assert.rejects(cmdReport([MODEL, "--bogus"]), InputError);
+  await assert.rejects(cmdReport([]), InputError);
+  await assert.rejects(cmdReport([MODEL, "extra"]), InputError);
+  await assert.rejects(cmdReport([MODEL, "--seed", "x"]), InputError);
+  await assert.rejects(cmdReport([MODEL, "--seed"]), InputError);
+  await assert.rejects(cmdReport([MODEL, "--prefix", "../evil", "--out", out2]), InputError);
   await assert.rejects(cmdReport([MODEL, "--split", "train"]), /unknown split 'train'/);
   await assert.rejects(
     cmdReport([MODEL, "--umap-points", "2"]),
     /--umap-points must be an integer of at least 3/,
   );
-  await assert.rejects(cmdReport([MODEL, "--umap-points", "1e3"]), UserError);
+  await assert.rejects(cmdReport([MODEL, "--umap-points", "1e3"]), InputError);
   await assert.rejects(cmdReport([MODEL, "--z-class", "cat", "--out", out2]), /--z-class: no class 'cat'/);
 });
 

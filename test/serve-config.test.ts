@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseServeConfig, serveFlagsMarkdown, serveUsage } from "../src/serve/command.js";
 import { DEFAULT_LIMITS, SERVE_FLAGS, SERVE_NODE_FLAGS } from "../src/serve/config.js";
-import { UserError } from "../src/util/errors.js";
+import { InputError } from "../src/util/errors.js";
 import { runCli } from "./helpers/cli.js";
 import { ROOT } from "./helpers/paths.js";
 
@@ -39,7 +39,7 @@ test("defaults, environment twins and flags, in that order of precedence", () =>
   assert.equal(parseServeConfig(["--help"], {}), "help");
 });
 
-test("bad values are one clear UserError naming the flag and its twin", () => {
+test("bad values are one clear InputError naming the flag and its twin", () => {
   const bad: Array<[string[], Record<string, string>, RegExp]> = [
     [["--workers", "0"], {}, /--workers \(\$EQUIVAE_WORKERS\) must be an integer >= 1 \(got '0'\)/],
     [[], { EQUIVAE_MAX_PIXELS: "lots" }, /--max-pixels \(\$EQUIVAE_MAX_PIXELS\)/],
@@ -51,7 +51,7 @@ test("bad values are one clear UserError naming the flag and its twin", () => {
   for (const [argv, env, re] of bad)
     assert.throws(
       () => parseServeConfig(argv, env),
-      (e: unknown) => e instanceof UserError && re.test(e.message),
+      (e: unknown) => e instanceof InputError && re.test(e.message),
     );
 });
 

@@ -11,7 +11,7 @@ import { createApp, type AppOptions } from "../src/serve/app.js";
 import { parseServeConfig } from "../src/serve/command.js";
 import { createLogger } from "../src/serve/request-log.js";
 import { startServer } from "../src/serve/server.js";
-import { UserError } from "../src/util/errors.js";
+import { InputError } from "../src/util/errors.js";
 import { FakeEngine } from "./helpers/fake-engine.js";
 import { tempDir } from "./helpers/paths.js";
 
@@ -115,7 +115,7 @@ test("API keys: reload picks up a changed key file; a bad or empty file keeps th
   writeFileSync(file, "a key with spaces\n");
   assert.throws(
     () => app.reloadKeys(),
-    (e: unknown) => e instanceof UserError && /line 1/.test(e.message) && !/spaces/.test(e.message),
+    (e: unknown) => e instanceof InputError && /line 1/.test(e.message) && !/spaces/.test(e.message),
   );
   assert.equal(await status(KEY_C), 200, "a broken file keeps the keys in force");
 
@@ -399,7 +399,7 @@ test("the new flags and their environment twins", () => {
   for (const [argv, en, re] of bad)
     assert.throws(
       () => parseServeConfig(argv, en),
-      (x: unknown) => x instanceof UserError && re.test(x.message),
+      (x: unknown) => x instanceof InputError && re.test(x.message),
     );
 });
 

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import { registerWasmTrainingKernels } from "./wasm-kernels.js";
 
 import { checkBackendName, type BackendChoice, type BackendName } from "./names.js";
@@ -40,7 +40,7 @@ function notInstalled(e: unknown, pkg: string): boolean {
 /**
  * Imports the native TensorFlow package for a --backend choice: tensorflow-gpu takes tfjs-node-gpu,
  * tensorflow-cpu takes tfjs-node, tensorflow takes tfjs-node-gpu when it is installed, else
- * tfjs-node. Returns the package's name. A one-line UserError when none is installed, or when the
+ * tfjs-node. Returns the package's name. A one-line InputError when none is installed, or when the
  * one installed does not load (an installed GPU package that fails is not passed over for the CPU
  * one: both register the same TF.js kernels).
  */
@@ -63,7 +63,7 @@ export async function loadTensorflowPackage(
     } catch (e) {
       if (notInstalled(e, pkg)) continue;
       const why = errorMessage(e).split("\n")[0];
-      throw new UserError(
+      throw new InputError(
         `backend '${choice}': ${pkg} is installed but does not load (${why}); ` +
           (pkg === TFJS_NODE_GPU
             ? `it needs ${TFJS_GPU_NEEDS} (README: GPU), or choose --backend tensorflow-cpu or wasm`
@@ -74,7 +74,7 @@ export async function loadTensorflowPackage(
   const cpu = `npm install ${TFJS_NODE} (offline: scripts/build-tfjs-node.sh)`;
   const gpu = `npm install ${TFJS_NODE_GPU} (with ${TFJS_GPU_NEEDS}; README: GPU)`;
   const install = choice === "tensorflow-gpu" ? gpu : choice === "tensorflow-cpu" ? cpu : `${cpu}, or ${gpu}`;
-  throw new UserError(
+  throw new InputError(
     `backend '${choice}' is unavailable: ${candidates.join(" and ")} ${candidates.length > 1 ? "are" : "is"} not installed; ${install}`,
   );
 }
@@ -87,7 +87,7 @@ export function tensorflowDevice(
 ): "cpu" | "gpu" {
   const gpu = backend.isUsingGpuDevice === true;
   if (choice === "tensorflow-gpu" && !gpu)
-    throw new UserError(
+    throw new InputError(
       `backend 'tensorflow-gpu': ${pkg} loaded but TensorFlow found no GPU ` +
         `(check nvidia-smi, ${TFJS_GPU_NEEDS} on the library path, CUDA_VISIBLE_DEVICES)`,
     );
@@ -112,7 +112,7 @@ export async function initBackend(requested?: string, opts: InitOptions = {}): P
     try {
       const pkg = await loadTensorflowPackage(native, opts.load);
       if (!tf.findBackend("tensorflow"))
-        throw new UserError(`backend '${native}': ${pkg} did not register the tensorflow backend`);
+        throw new InputError(`backend '${native}': ${pkg} did not register the tensorflow backend`);
       await tf.setBackend("tensorflow");
       await tf.ready();
       const b = tf.backend() as unknown as { binding?: { TF_Version?: string }; isUsingGpuDevice?: boolean };
@@ -126,7 +126,7 @@ export async function initBackend(requested?: string, opts: InitOptions = {}): P
         package: pkg,
       };
     } catch (e) {
-      if (choice !== undefined || !(e instanceof UserError)) throw e;
+      if (choice !== undefined || !(e instanceof InputError)) throw e;
       nativeProblem = /is unavailable/.test(e.message)
         ? `neither ${TFJS_NODE_GPU} nor ${TFJS_NODE} is installed`
         : e.message.replace(/^backend 'tensorflow': /, "");
@@ -135,7 +135,7 @@ export async function initBackend(requested?: string, opts: InitOptions = {}): P
   const name = (choice as BackendName | undefined) ?? "wasm";
   if (name === "wasm") registerWasmTrainingKernels();
   const ok = await tf.setBackend(name);
-  if (!ok) throw new UserError(`backend '${name}' failed to initialise`);
+  if (!ok) throw new InputError(`backend '${name}' failed to initialise`);
   await tf.ready();
   return {
     name,

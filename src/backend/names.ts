@@ -1,4 +1,4 @@
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 
 /** The TF.js backends (tf.setBackend names). */
 export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
@@ -15,7 +15,7 @@ export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 /** Checks a --backend value without loading TF.js (so flag errors come before slow work). */
 export function checkBackendName(name: string | undefined): BackendChoice | undefined {
   if (name !== undefined && !(BACKEND_CHOICES as readonly string[]).includes(name)) {
-    throw new UserError(`unknown backend '${name}' (choose one of: ${BACKEND_CHOICES.join(", ")})`);
+    throw new InputError(`unknown backend '${name}' (choose one of: ${BACKEND_CHOICES.join(", ")})`);
   }
   return name as BackendChoice | undefined;
 }

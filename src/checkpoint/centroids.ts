@@ -1,6 +1,6 @@
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import { FILES, type Centroids } from "./format.js";
 
 /** A checkpoint's centroids.json (the class centroids of v over the training split). */
@@ -9,7 +9,7 @@ export async function readCentroids(dir: string): Promise<Centroids> {
   try {
     return JSON.parse(await fsp.readFile(p, "utf8")) as Centroids;
   } catch (e) {
-    throw new UserError(`${p}: unreadable centroids (${errorMessage(e)})`);
+    throw new InputError(`${p}: unreadable centroids (${errorMessage(e)})`);
   }
 }
 

@@ -1,6 +1,6 @@
 import { existsSync, promises as fsp } from "node:fs";
 import { join, resolve } from "node:path";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { recoverDir, sha256File, writeFileAtomic } from "../util/fsx.js";
 import {
   CHECKPOINT_FORMAT,
@@ -19,32 +19,32 @@ export async function readManifest(dir: string, verify = true): Promise<Manifest
   dir = resolve(dir);
   await recoverDir(dir);
   const mpath = join(dir, FILES.manifest);
-  if (!existsSync(dir)) throw new UserError(`checkpoint directory not found: ${dir}`);
-  if (!existsSync(mpath)) throw new UserError(`not a checkpoint: ${mpath} is missing`);
+  if (!existsSync(dir)) throw new InputError(`checkpoint directory not found: ${dir}`);
+  if (!existsSync(mpath)) throw new InputError(`not a checkpoint: ${mpath} is missing`);
   let m: Manifest;
   try {
     m = JSON.parse(await fsp.readFile(mpath, "utf8")) as Manifest;
   } catch (e) {
-    throw new UserError(`${mpath}: not valid JSON (${(e as Error).message})`);
+    throw new InputError(`${mpath}: not valid JSON (${(e as Error).message})`);
   }
-  if (m.format !== CHECKPOINT_FORMAT) throw new UserError(`${mpath}: not an EquiVAE checkpoint manifest`);
+  if (m.format !== CHECKPOINT_FORMAT) throw new InputError(`${mpath}: not an EquiVAE checkpoint manifest`);
   if (m.formatVersion > CHECKPOINT_VERSION) {
-    throw new UserError(
+    throw new InputError(
       `${mpath}: format version ${m.formatVersion} is newer than this program supports (${CHECKPOINT_VERSION})`,
     );
   }
   try {
     validateConfig(m.model);
   } catch (e) {
-    throw new UserError(`${mpath}: invalid model config: ${(e as Error).message}`);
+    throw new InputError(`${mpath}: invalid model config: ${(e as Error).message}`);
   }
   if (verify) {
     for (const [name, f] of Object.entries(m.files ?? {})) {
       const p = join(dir, name);
-      if (!existsSync(p)) throw new UserError(`checkpoint file missing: ${p}`);
+      if (!existsSync(p)) throw new InputError(`checkpoint file missing: ${p}`);
       const sha = await sha256File(p);
       if (sha !== f.sha256)
-        throw new UserError(`checkpoint file corrupt: ${p} does not match its sha256 in manifest.json`);
+        throw new InputError(`checkpoint file corrupt: ${p} does not match its sha256 in manifest.json`);
     }
   }
   return m;
@@ -91,13 +91,13 @@ async function updateManifest(dir: string, change: (m: ExportManifest) => void):
   try {
     m = JSON.parse(await fsp.readFile(path, "utf8")) as ExportManifest;
   } catch (e) {
-    throw new UserError(`${path}: cannot update (${(e as Error).message})`);
+    throw new InputError(`${path}: cannot update (${(e as Error).message})`);
   }
   change(m);
   try {
     await writeFileAtomic(path, JSON.stringify(m, null, 2) + "\n");
   } catch (e) {
-    throw new UserError(`${path}: cannot update (${(e as Error).message}); the manifest was left as it was`);
+    throw new InputError(`${path}: cannot update (${(e as Error).message}); the manifest was left as it was`);
   }
   return m;
 }

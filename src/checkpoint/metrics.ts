@@ -1,6 +1,6 @@
 import { existsSync, promises as fsp } from "node:fs";
 import { join } from "node:path";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import { FILES, type EpochMetrics } from "./format.js";
 
 /** Reads metrics.jsonl of a checkpoint, one EpochMetrics per line (missing file: no epochs). */
@@ -14,7 +14,7 @@ export async function readMetrics(dir: string): Promise<EpochMetrics[]> {
     try {
       out.push(JSON.parse(line) as EpochMetrics);
     } catch (e) {
-      throw new UserError(`${path}:${i + 1}: not valid JSON (${errorMessage(e)})`);
+      throw new InputError(`${path}:${i + 1}: not valid JSON (${errorMessage(e)})`);
     }
   });
   return out;

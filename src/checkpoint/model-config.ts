@@ -1,4 +1,4 @@
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 
 export type LikelihoodName = "bernoulli" | "gaussian";
 
@@ -48,28 +48,28 @@ export interface ModelConfig {
  */
 export function validateConfig(c: ModelConfig): void {
   const pos = (v: number, what: string) => {
-    if (!Number.isInteger(v) || v < 1) throw new UserError(`${what} must be a positive integer (got ${v})`);
+    if (!Number.isInteger(v) || v < 1) throw new InputError(`${what} must be a positive integer (got ${v})`);
   };
   pos(c.dv, "dv");
   pos(c.dz, "dz");
   pos(c.hidden, "hidden");
   pos(c.numClasses, "number of classes");
-  if (c.numClasses < 2) throw new UserError(`need at least 2 classes (got ${c.numClasses})`);
+  if (c.numClasses < 2) throw new InputError(`need at least 2 classes (got ${c.numClasses})`);
   if (c.filters.length !== c.strides.length) {
-    throw new UserError(
+    throw new InputError(
       `--filters needs ${c.strides.length} values (one per conv layer), got ${c.filters.length}`,
     );
   }
   c.filters.forEach((f) => pos(f, "each filter count"));
   if (c.likelihood !== "bernoulli" && c.likelihood !== "gaussian") {
-    throw new UserError(`unknown likelihood '${String(c.likelihood)}' (bernoulli or gaussian)`);
+    throw new InputError(`unknown likelihood '${String(c.likelihood)}' (bernoulli or gaussian)`);
   }
   if (c.gaussianScale !== undefined) {
     if (c.likelihood !== "gaussian")
-      throw new UserError("a Gaussian scale is set but the likelihood is Bernoulli");
+      throw new InputError("a Gaussian scale is set but the likelihood is Bernoulli");
     const s = c.gaussianScale;
     if (s !== "learned" && !(typeof s === "number" && Number.isFinite(s) && s > 0)) {
-      throw new UserError(`the Gaussian scale must be 'learned' or a positive number (got '${String(s)}')`);
+      throw new InputError(`the Gaussian scale must be 'learned' or a positive number (got '${String(s)}')`);
     }
   }
 }

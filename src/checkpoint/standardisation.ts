@@ -4,7 +4,7 @@
  */
 import { existsSync, promises as fsp } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { FILES, type Manifest } from "./format.js";
 
 export type StandardiseMode = "pixel" | "channel";
@@ -44,7 +44,7 @@ export function fromFile(
     f.mean.every((x) => Number.isFinite(x)) &&
     f.std.every((x) => Number.isFinite(x) && x > 0);
   if (!ok) {
-    throw new UserError(
+    throw new InputError(
       `${what}: expected ${d} finite means and ${d} positive stds (${shape.join("x")}); the file is damaged`,
     );
   }
@@ -58,13 +58,13 @@ export async function readStandardisation(
 ): Promise<StandardisationFile> {
   const p = join(dir, FILES.standardisation);
   if (!existsSync(p)) {
-    throw new UserError(`checkpoint file missing: ${p} (the model standardises its inputs)`);
+    throw new InputError(`checkpoint file missing: ${p} (the model standardises its inputs)`);
   }
   let f: StandardisationFile;
   try {
     f = JSON.parse(await fsp.readFile(p, "utf8")) as StandardisationFile;
   } catch (e) {
-    throw new UserError(`${p}: not valid JSON (${(e as Error).message})`);
+    throw new InputError(`${p}: not valid JSON (${(e as Error).message})`);
   }
   const c = m.model;
   fromFile(f, [c.height, c.width, c.channels], p);

@@ -24,7 +24,7 @@
 import { existsSync, promises as fsp, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { decodeImage, toModelInput } from "../imaging/index.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import type { ImageSet, LabelledData } from "./dataset.js";
 import { range } from "./dataset.js";
@@ -80,7 +80,7 @@ export function parseImageSize(s: string): ImageSize {
   const h = m ? Number(m[1]) : NaN;
   const w = m ? Number(m[2] ?? m[1]) : NaN;
   if (!m || h < 1 || w < 1 || h > 4096 || w > 4096) {
-    throw new UserError(`bad image size '${s}': expected N or HxW (e.g. 32 or 64x48), 1..4096`);
+    throw new InputError(`bad image size '${s}': expected N or HxW (e.g. 32 or 64x48), 1..4096`);
   }
   return { height: h, width: w };
 }
@@ -214,17 +214,17 @@ function stack(
 /** Loads `root/<class>/*.png|jpg|jpeg|webp|gif` with a seeded per-class validation split (see the module comment). */
 export async function loadImageFolder(opts: FolderOptions): Promise<FolderData> {
   const root = resolve(opts.root);
-  if (!existsSync(root)) throw new UserError(`image folder not found: ${root}`);
-  if (!isDir(root)) throw new UserError(`image folder ${root} is not a directory`);
+  if (!existsSync(root)) throw new InputError(`image folder not found: ${root}`);
+  if (!isDir(root)) throw new InputError(`image folder ${root} is not a directory`);
   const fraction = opts.validationFraction ?? DEFAULT_VALIDATION_FRACTION;
   if (!(fraction >= 0 && fraction < 1)) {
-    throw new UserError(`validation fraction ${fraction} is outside [0, 1)`);
+    throw new InputError(`validation fraction ${fraction} is outside [0, 1)`);
   }
   if (opts.channels !== undefined && opts.channels !== 1 && opts.channels !== 3) {
-    throw new UserError(`channels must be 1 or 3, got ${String(opts.channels)}`);
+    throw new InputError(`channels must be 1 or 3, got ${String(opts.channels)}`);
   }
   if (opts.size && !(opts.size.height >= 1 && opts.size.width >= 1)) {
-    throw new UserError(`bad image size ${opts.size.height}x${opts.size.width}`);
+    throw new InputError(`bad image size ${opts.size.height}x${opts.size.width}`);
   }
   const seed = opts.seed ?? 1;
   const rootTest = join(root, "test");
@@ -233,20 +233,20 @@ export async function loadImageFolder(opts: FolderOptions): Promise<FolderData> 
   const classNames = [...classes.keys()];
   if (classNames.length === 0) {
     const loose = imageFiles(root).length;
-    throw new UserError(
+    throw new InputError(
       loose > 0
         ? `image folder ${root} holds ${loose} images but no class folders; put each class's images in ${join(root, "<class name>")}/`
         : `image folder ${root} has no class folders (expected ${join(root, "<class name>")}/*.png|jpg|jpeg|webp|gif)`,
     );
   }
   if (classNames.length < 2) {
-    throw new UserError(
+    throw new InputError(
       `image folder ${root} has only one class folder ('${classNames[0]}'); at least 2 classes are needed`,
     );
   }
   const total = [...classes.values()].reduce((a, f) => a + f.length, 0);
   if (total === 0) {
-    throw new UserError(
+    throw new InputError(
       `image folder ${root}: no images (${IMAGE_EXTENSIONS.join(", ")}) in its ${classNames.length} class folders`,
     );
   }
@@ -264,14 +264,14 @@ export async function loadImageFolder(opts: FolderOptions): Promise<FolderData> 
   }
   const readable = perClass.reduce((a, c) => a + c.length, 0);
   if (readable === 0) {
-    throw new UserError(
+    throw new InputError(
       `image folder ${root}: none of its ${total} images could be read (first: ${dec.skipped[0].reason})`,
     );
   }
   classNames.forEach((name, k) => {
     if (perClass[k].length < 2) {
       const listed = classes.get(name)!.length;
-      throw new UserError(
+      throw new InputError(
         `image folder ${root}: class '${name}' has ${perClass[k].length} readable image(s)` +
           (listed !== perClass[k].length ? ` (of ${listed})` : "") +
           `; every class needs at least 2 training images`,
@@ -300,17 +300,17 @@ export async function loadImageFolder(opts: FolderOptions): Promise<FolderData> 
   if (opts.withTest) {
     const testDir = opts.testDir !== undefined ? resolve(opts.testDir) : testIsSplit ? rootTest : undefined;
     if (testDir === undefined) {
-      throw new UserError(
+      throw new InputError(
         `image folder ${root} has no test split (add ${join(rootTest, "<class name>")}/ or pass a test directory)`,
       );
     }
-    if (!isDir(testDir)) throw new UserError(`test image folder not found: ${testDir}`);
+    if (!isDir(testDir)) throw new InputError(`test image folder not found: ${testDir}`);
     const tdec = new Decoder(channels, dec.maxPixels, size);
     const items: Array<{ pixels: Uint8Array; label: number; path: string }> = [];
     for (const [name, files] of listClasses(testDir, undefined)) {
       const label = classNames.indexOf(name);
       if (label < 0) {
-        throw new UserError(
+        throw new InputError(
           `test folder ${join(testDir, name)}: '${name}' is not a training class (${classNames.join(", ")})`,
         );
       }
@@ -320,7 +320,7 @@ export async function loadImageFolder(opts: FolderOptions): Promise<FolderData> 
       }
     }
     if (items.length === 0) {
-      throw new UserError(
+      throw new InputError(
         `test folder ${testDir}: no readable images` +
           (tdec.skipped.length ? ` (first: ${tdec.skipped[0].reason})` : " in class folders"),
       );

@@ -1,6 +1,6 @@
 import { gunzipSync } from "node:zlib";
 import { readFileSync, existsSync } from "node:fs";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 
 /** An IDX array of unsigned bytes (the MNIST family's format). */
 export interface IdxArray {
@@ -27,31 +27,31 @@ export function parseIdx(buf: Uint8Array, name = "IDX data"): IdxArray {
     try {
       raw = gunzipSync(buf);
     } catch (e) {
-      throw new UserError(`${name}: corrupt gzip stream (${(e as Error).message})`);
+      throw new InputError(`${name}: corrupt gzip stream (${(e as Error).message})`);
     }
   }
-  if (raw.length < 4) throw new UserError(`${name}: too short for an IDX header (${raw.length} bytes)`);
+  if (raw.length < 4) throw new InputError(`${name}: too short for an IDX header (${raw.length} bytes)`);
   if (raw[0] !== 0 || raw[1] !== 0) {
-    throw new UserError(`${name}: not an IDX file (magic bytes ${hex(raw, 4)}, expected 00 00 08 0N)`);
+    throw new InputError(`${name}: not an IDX file (magic bytes ${hex(raw, 4)}, expected 00 00 08 0N)`);
   }
   const type = raw[2];
   const ndims = raw[3];
   if (type !== 0x08) {
-    throw new UserError(
+    throw new InputError(
       `${name}: IDX element type ${TYPE_NAMES[type] ?? `0x${type.toString(16)}`} is not supported (only ubyte)`,
     );
   }
   if (ndims < 1 || ndims > 4)
-    throw new UserError(`${name}: IDX header declares ${ndims} dimensions (1-4 expected)`);
+    throw new InputError(`${name}: IDX header declares ${ndims} dimensions (1-4 expected)`);
   const headerLen = 4 + 4 * ndims;
-  if (raw.length < headerLen) throw new UserError(`${name}: truncated IDX header`);
+  if (raw.length < headerLen) throw new InputError(`${name}: truncated IDX header`);
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const dims: number[] = [];
   for (let i = 0; i < ndims; i++) dims.push(view.getUint32(4 + 4 * i, false));
   const expected = dims.reduce((a, b) => a * b, 1);
   const actual = raw.length - headerLen;
   if (actual !== expected) {
-    throw new UserError(
+    throw new InputError(
       `${name}: IDX header says ${dims.join("x")} = ${expected} bytes of data but the file has ${actual}` +
         (actual < expected ? " (truncated?)" : ""),
     );
@@ -60,7 +60,7 @@ export function parseIdx(buf: Uint8Array, name = "IDX data"): IdxArray {
 }
 
 export function readIdxFile(path: string): IdxArray {
-  if (!existsSync(path)) throw new UserError(`missing data file: ${path}`);
+  if (!existsSync(path)) throw new InputError(`missing data file: ${path}`);
   return parseIdx(readFileSync(path), path);
 }
 

@@ -3,7 +3,7 @@
  * svhn (MATLAB v5 .mat) and folder (root/<class>/*.png|jpg). Used by train, eval and report, so a
  * checkpoint's splits are read back the same way they were trained on.
  */
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import type { DatasetInfo } from "../checkpoint/index.js";
 import type { LabelledData } from "./dataset.js";
 import { DEFAULT_VALIDATION_FRACTION, loadImageFolder, parseImageSize, type ImageSize } from "./folder.js";
@@ -32,7 +32,7 @@ export interface DatasetRequest {
 
 export function checkDatasetName(name: string): DatasetName {
   if (!(DATASET_NAMES as readonly string[]).includes(name)) {
-    throw new UserError(`unknown dataset '${name}' (choose ${DATASET_NAMES.join(", ")})`);
+    throw new InputError(`unknown dataset '${name}' (choose ${DATASET_NAMES.join(", ")})`);
   }
   return name as DatasetName;
 }
@@ -49,7 +49,7 @@ export async function loadDataset(r: DatasetRequest): Promise<LoadedDataset> {
   const folderOnly =
     r.imageSize !== undefined || r.channels !== undefined || r.validationFraction !== undefined;
   if (name !== "folder" && folderOnly) {
-    throw new UserError(`--image-size, --channels and --val-fraction apply only to --dataset folder`);
+    throw new InputError(`--image-size, --channels and --val-fraction apply only to --dataset folder`);
   }
   if (name === "mnist" || name === "fashion-mnist") {
     const { loadIdxDataset } = await import("./mnist.js");
@@ -60,7 +60,7 @@ export async function loadDataset(r: DatasetRequest): Promise<LoadedDataset> {
     return { data: loadSvhn({ dataDir: r.dataDir, ...common }) };
   }
   if (r.dataDir === undefined) {
-    throw new UserError("--dataset folder needs --data-dir ROOT (ROOT/<class name>/*.png|jpg)");
+    throw new InputError("--dataset folder needs --data-dir ROOT (ROOT/<class name>/*.png|jpg)");
   }
   const validationFraction = r.validationFraction ?? DEFAULT_VALIDATION_FRACTION;
   const data = await loadImageFolder({

@@ -23,12 +23,12 @@
  * MATLAB drops trailing singleton dimensions beyond the second (a 32x32x3x1 array is saved as
  * 32x32x3).
  *
- * Not supported (a clear UserError naming the file, and the variable when it is asked for): v4 and
+ * Not supported (a clear InputError naming the file, and the variable when it is asked for): v4 and
  * v7.3 (HDF5) files; complex, sparse, cell, struct, object and char arrays.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { inflateSync } from "node:zlib";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 
 /** Data types of data elements (the tag's first field). */
 export const MI = {
@@ -200,23 +200,23 @@ export function parseMat(buf: Uint8Array, file: string, opts: MatReadOptions = {
     hasSignature(buf, 512, HDF5_SIG) ||
     hasSignature(buf, 0, HDF5_SIG)
   ) {
-    throw new UserError(`${file}: a MATLAB v7.3 (HDF5) MAT-file is not supported; ${V73_HINT}`);
+    throw new InputError(`${file}: a MATLAB v7.3 (HDF5) MAT-file is not supported; ${V73_HINT}`);
   }
   const isMatText = text.startsWith("MATLAB");
   if (!isMatText && looksLikeV4(buf)) {
-    throw new UserError(
+    throw new InputError(
       `${file}: a MATLAB v4 MAT-file is not supported; re-save it as a v5/v7 MAT-file: ` +
         `in Python scipy.io.savemat(f, data, format='5'), in MATLAB save(f, '-v7')`,
     );
   }
   if (buf.length < 128) {
     if (isMatText)
-      throw new UserError(`${file}: truncated MAT-file (${buf.length} bytes, the header alone is 128)`);
-    throw new UserError(`${file}: not a MATLAB .mat file (${buf.length} bytes)`);
+      throw new InputError(`${file}: truncated MAT-file (${buf.length} bytes, the header alone is 128)`);
+    throw new InputError(`${file}: not a MATLAB .mat file (${buf.length} bytes)`);
   }
   const e0 = String.fromCharCode(buf[126], buf[127]);
   if (e0 !== "IM" && e0 !== "MI") {
-    throw new UserError(
+    throw new InputError(
       isMatText
         ? `${file}: not a valid MAT-file (bad endian indicator "${printable(e0)}" at byte 126, expected "IM" or "MI")`
         : `${file}: not a MATLAB .mat file (no "MATLAB" header text or endian indicator)`,
@@ -226,7 +226,7 @@ export function parseMat(buf: Uint8Array, file: string, opts: MatReadOptions = {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const version = dv.getUint16(124, le);
   if (version !== 0x0100) {
-    throw new UserError(
+    throw new InputError(
       `${file}: unsupported MAT-file version 0x${version.toString(16).padStart(4, "0")} (expected 0x0100, Level 5)`,
     );
   }
@@ -242,14 +242,14 @@ export function parseMat(buf: Uint8Array, file: string, opts: MatReadOptions = {
     if (buf.length - p < 8) {
       // Trailing padding is harmless; anything else is a cut-off tag.
       if (buf.subarray(p).every((b) => b === 0)) break;
-      throw new UserError(`${file}: truncated MAT-file (an element tag at byte ${p} is cut off)`);
+      throw new InputError(`${file}: truncated MAT-file (an element tag at byte ${p} is cut off)`);
     }
     const tag = readTag(dv, p, le, file, buf.length);
     const next = tag.small
       ? tag.dataStart + 4
       : tag.dataStart + (tag.type === MI.COMPRESSED ? tag.nbytes : pad8(tag.nbytes));
     if (tag.dataStart + tag.nbytes > buf.length) {
-      throw new UserError(
+      throw new InputError(
         `${file}: truncated MAT-file (the element at byte ${p} needs ${tag.nbytes} bytes, ` +
           `${buf.length - tag.dataStart} remain)`,
       );
@@ -263,14 +263,14 @@ export function parseMat(buf: Uint8Array, file: string, opts: MatReadOptions = {
         raw = inflateSync(body);
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
-        throw new UserError(`${file}: corrupt or truncated compressed element at byte ${p} (zlib: ${msg})`);
+        throw new InputError(`${file}: corrupt or truncated compressed element at byte ${p} (zlib: ${msg})`);
       }
       const idv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
       where = `the compressed element at byte ${p}`;
-      if (raw.length < 8) throw new UserError(`${file}: ${where} inflates to only ${raw.length} bytes`);
+      if (raw.length < 8) throw new InputError(`${file}: ${where} inflates to only ${raw.length} bytes`);
       const inner = readTag(idv, 0, le, `${file} (${where})`, raw.length);
       if (inner.dataStart + inner.nbytes > raw.length) {
-        throw new UserError(
+        throw new InputError(
           `${file}: truncated data in ${where} (needs ${inner.nbytes} bytes, ${raw.length - inner.dataStart} remain)`,
         );
       }
@@ -283,7 +283,7 @@ export function parseMat(buf: Uint8Array, file: string, opts: MatReadOptions = {
         if (v && !out.variables.has(v.name)) out.variables.set(v.name, v);
       }
     } else if (!TYPE_NAMES[type]) {
-      throw new UserError(`${file}: not a valid MAT-file (unknown data type ${type} in ${where})`);
+      throw new InputError(`${file}: not a valid MAT-file (unknown data type ${type} in ${where})`);
     }
     // Other top-level elements (loose numeric data, never written by MATLAB) are skipped.
     p = next;
@@ -292,29 +292,29 @@ export function parseMat(buf: Uint8Array, file: string, opts: MatReadOptions = {
 }
 
 export function readMatFile(path: string, opts: MatReadOptions = {}): MatFile {
-  if (!existsSync(path)) throw new UserError(`missing data file: ${path}`);
+  if (!existsSync(path)) throw new InputError(`missing data file: ${path}`);
   let buf: Buffer;
   try {
     buf = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ERR_FS_FILE_TOO_LARGE") throw new UserError(`${path}: files over 2 GiB are not supported`);
-    throw new UserError(`${path}: cannot read (${code ?? (e as Error).message})`);
+    if (code === "ERR_FS_FILE_TOO_LARGE") throw new InputError(`${path}: files over 2 GiB are not supported`);
+    throw new InputError(`${path}: cannot read (${code ?? (e as Error).message})`);
   }
   return parseMat(buf, path, opts);
 }
 
-/** The named real numeric array, or a UserError saying it is missing or of an unsupported type. */
+/** The named real numeric array, or a InputError saying it is missing or of an unsupported type. */
 export function getArray(mat: MatFile, name: string): MatArray {
   const v = mat.variables.get(name);
   if (!v) {
     const have = [...mat.variables.keys()];
-    throw new UserError(
+    throw new InputError(
       `${mat.file}: no variable '${name}' (the file holds ${have.length ? have.map((n) => `'${n}'`).join(", ") : "no variables"})`,
     );
   }
   if (v.kind === "unsupported") {
-    throw new UserError(
+    throw new InputError(
       `${mat.file}: variable '${name}' is ${v.what}; only real, full numeric arrays are supported`,
     );
   }
@@ -330,18 +330,18 @@ interface Tag {
 
 function readTag(dv: DataView, p: number, le: boolean, file: string, end: number): Tag {
   if (end - p < 4)
-    throw new UserError(`${file}: truncated MAT-file (an element tag at byte ${p} is cut off)`);
+    throw new InputError(`${file}: truncated MAT-file (an element tag at byte ${p} is cut off)`);
   const w = dv.getUint32(p, le);
   if (w >>> 16 !== 0) {
     // Small data element: byte count in the upper 16 bits, type in the lower 16, data in the next 4 bytes.
     const nbytes = w >>> 16;
-    if (nbytes > 4) throw new UserError(`${file}: not a valid MAT-file (bad small element tag at byte ${p})`);
+    if (nbytes > 4) throw new InputError(`${file}: not a valid MAT-file (bad small element tag at byte ${p})`);
     if (end - p < 8)
-      throw new UserError(`${file}: truncated MAT-file (a small element at byte ${p} is cut off)`);
+      throw new InputError(`${file}: truncated MAT-file (a small element at byte ${p} is cut off)`);
     return { type: w & 0xffff, nbytes, dataStart: p + 4, small: true };
   }
   if (end - p < 8)
-    throw new UserError(`${file}: truncated MAT-file (an element tag at byte ${p} is cut off)`);
+    throw new InputError(`${file}: truncated MAT-file (an element tag at byte ${p} is cut off)`);
   return { type: w, nbytes: dv.getUint32(p + 4, le), dataStart: p + 8, small: false };
 }
 
@@ -364,10 +364,10 @@ function parseMatrix(
   const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
   let p = 0;
   const sub = (what: string): { type: number; data: Uint8Array } => {
-    if (p >= body.length) throw new UserError(`${file}: truncated variable in ${where} (no ${what})`);
+    if (p >= body.length) throw new InputError(`${file}: truncated variable in ${where} (no ${what})`);
     const t = readTag(dv, p, le, `${file} (${where})`, body.length);
     if (t.dataStart + t.nbytes > body.length) {
-      throw new UserError(
+      throw new InputError(
         `${file}: truncated variable in ${where} (its ${what} needs ${t.nbytes} bytes, ` +
           `${body.length - t.dataStart} remain)`,
       );
@@ -378,7 +378,7 @@ function parseMatrix(
   };
   const flags = sub("array flags");
   if (flags.type !== MI.UINT32 || flags.data.length < 8) {
-    throw new UserError(`${file}: not a valid MAT-file (bad array flags in ${where})`);
+    throw new InputError(`${file}: not a valid MAT-file (bad array flags in ${where})`);
   }
   const fw = new DataView(flags.data.buffer, flags.data.byteOffset, 8).getUint32(0, le);
   const cls = fw & 0xff;
@@ -390,18 +390,18 @@ function parseMatrix(
   // MATLAB writes miINT32; some other writers use miUINT32 (accepted, as scipy does).
   const dimsOk = dimsEl.type === MI.INT32 || dimsEl.type === MI.UINT32;
   if (!dimsOk || dimsEl.data.length % 4 !== 0 || dimsEl.data.length < 8) {
-    throw new UserError(`${file}: not a valid MAT-file (bad dimensions in ${where})`);
+    throw new InputError(`${file}: not a valid MAT-file (bad dimensions in ${where})`);
   }
   const ddv = new DataView(dimsEl.data.buffer, dimsEl.data.byteOffset, dimsEl.data.byteLength);
   const dims: number[] = [];
   for (let i = 0; i < dimsEl.data.length; i += 4) {
     const d = dimsEl.type === MI.INT32 ? ddv.getInt32(i, le) : ddv.getUint32(i, le);
-    if (d < 0) throw new UserError(`${file}: not a valid MAT-file (negative dimension in ${where})`);
+    if (d < 0) throw new InputError(`${file}: not a valid MAT-file (negative dimension in ${where})`);
     dims.push(d);
   }
   const nameEl = sub("array name");
   if (nameEl.type !== MI.INT8 && nameEl.type !== MI.UINT8 && nameEl.type !== MI.UTF8) {
-    throw new UserError(`${file}: not a valid MAT-file (bad array name in ${where})`);
+    throw new InputError(`${file}: not a valid MAT-file (bad array name in ${where})`);
   }
   const name = Buffer.from(nameEl.data.buffer, nameEl.data.byteOffset, nameEl.data.byteLength).toString(
     nameEl.type === MI.UTF8 ? "utf8" : "latin1",
@@ -409,7 +409,7 @@ function parseMatrix(
   if (want && !want.has(name)) return undefined;
   const unsupported = (what: string): MatUnsupported => ({ kind: "unsupported", name, what, dims });
   const cname = CLASS_NAMES[cls];
-  if (!cname) throw new UserError(`${file}: not a valid MAT-file (unknown array class ${cls} for '${name}')`);
+  if (!cname) throw new InputError(`${file}: not a valid MAT-file (unknown array class ${cls} for '${name}')`);
   if (cls <= MX.SPARSE) {
     return unsupported(cls === MX.SPARSE ? `a sparse array` : `a ${cname}`);
   }
@@ -421,7 +421,7 @@ function parseMatrix(
     return unsupported(`a ${cname} array stored as ${TYPE_NAMES[real.type] ?? `data type ${real.type}`}`);
   }
   if (real.data.length !== count * size) {
-    throw new UserError(
+    throw new InputError(
       `${file}: variable '${name}' (${dims.join("x")} ${cname}) has ${real.data.length} bytes of ` +
         `${TYPE_NAMES[real.type]} data, expected ${count * size}` +
         (real.data.length < count * size ? " (truncated?)" : ""),
@@ -432,7 +432,7 @@ function parseMatrix(
     data = convert(real.data, real.type, cls, count, le);
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
-    throw new UserError(
+    throw new InputError(
       `${file}: variable '${name}' (${cname}) holds an integer beyond 2^53, which this reader cannot represent exactly`,
     );
   }

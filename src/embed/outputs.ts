@@ -5,7 +5,7 @@
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { endianness } from "node:os";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { NPY_HEADER_BYTES, npyHeader } from "./npy.js";
 
 export type Rep = "v" | "mu" | "logvar" | "class";
@@ -30,12 +30,12 @@ export class TrackedFile {
     try {
       fh = await fsp.open(path, "r+");
     } catch {
-      throw new UserError(`cannot resume: ${path} is missing`);
+      throw new InputError(`cannot resume: ${path} is missing`);
     }
     const { size } = await fh.stat();
     if (size < length) {
       await fh.close();
-      throw new UserError(`cannot resume: ${path} has ${size} bytes, fewer than the ${length} recorded`);
+      throw new InputError(`cannot resume: ${path} has ${size} bytes, fewer than the ${length} recorded`);
     }
     await fh.truncate(length);
     return new TrackedFile(path, fh, length);
@@ -84,7 +84,7 @@ export class NpyWriter {
 
   static async resume(path: string, cols: number, length: number): Promise<NpyWriter> {
     if (length < NPY_HEADER_BYTES || (length - NPY_HEADER_BYTES) % (4 * cols) !== 0)
-      throw new UserError(
+      throw new InputError(
         `cannot resume: recorded length ${length} of ${path} is not a whole number of rows`,
       );
     const w = new NpyWriter(await TrackedFile.resume(path, length), cols);

@@ -24,7 +24,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { rankByCentroid } from "../inference/engine.js";
 import type { ClassScore, Engine } from "../inference/engine.js";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { Progress } from "../util/progress.js";
 import { NpyWriter, REPS, TrackedFile, type OutputFormat, type Rep } from "./outputs.js";
@@ -163,10 +163,10 @@ export function parseWhat(s: string): Rep[] {
     .split(",")
     .map((x) => x.trim())
     .filter((x) => x !== "");
-  if (parts.length === 0) throw new UserError(`--what needs one or more of ${REPS.join(",")}`);
+  if (parts.length === 0) throw new InputError(`--what needs one or more of ${REPS.join(",")}`);
   for (const p of parts) {
     if (!REPS.includes(p as Rep))
-      throw new UserError(`--what: unknown representation '${p}' (choose from ${REPS.join(",")})`);
+      throw new InputError(`--what: unknown representation '${p}' (choose from ${REPS.join(",")})`);
   }
   return REPS.filter((r) => parts.includes(r)); // canonical order, no duplicates
 }
@@ -176,57 +176,57 @@ export async function planEmbed(opts: EmbedOptions): Promise<EmbedPlan> {
   const input = resolve(opts.input);
   const output = resolve(opts.output);
   const what = opts.what ?? REPS;
-  if (what.length === 0) throw new UserError("nothing to write (--what is empty)");
+  if (what.length === 0) throw new InputError("nothing to write (--what is empty)");
   const batchSize = opts.batchSize ?? 256;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 65536)
-    throw new UserError(`--batch-size must be an integer from 1 to 65536 (got ${batchSize})`);
+    throw new InputError(`--batch-size must be an integer from 1 to 65536 (got ${batchSize})`);
   let outputFormat = opts.outputFormat;
   if (outputFormat === undefined) {
     if (/\.npy$/i.test(output)) outputFormat = "npy";
     else if (/\.(ndjson|jsonl)$/i.test(output)) outputFormat = "ndjson";
     else
-      throw new UserError(
+      throw new InputError(
         `cannot tell the output format of ${output}: name it .npy or .ndjson, or pass --output-format`,
       );
   }
   if (outputFormat !== "npy" && outputFormat !== "ndjson")
-    throw new UserError(`unknown output format '${outputFormat}' (choose npy or ndjson)`);
+    throw new InputError(`unknown output format '${outputFormat}' (choose npy or ndjson)`);
   const format = await detectFormat(input, opts.format);
   const dir = dirname(output);
   if (!existsSync(dir) || !statSync(dir).isDirectory())
-    throw new UserError(`output directory does not exist: ${dir}`);
+    throw new InputError(`output directory does not exist: ${dir}`);
   if (existsSync(output) && statSync(output).isDirectory())
-    throw new UserError(`output is a directory: ${output}`);
+    throw new InputError(`output is a directory: ${output}`);
   const files = outputFiles(output, outputFormat, what);
   const outs = [...Object.values(files.npy), files.ids, files.ndjson].filter(
     (f): f is string => f !== undefined,
   );
-  if (outs.includes(input)) throw new UserError(`the output would overwrite the input ${input}`);
+  if (outs.includes(input)) throw new InputError(`the output would overwrite the input ${input}`);
   const hasState = existsSync(files.state);
   let state: EmbedState | undefined;
   if (opts.resume && hasState && !opts.force) {
     try {
       state = JSON.parse(readFileSync(files.state, "utf8")) as EmbedState;
     } catch (e) {
-      throw new UserError(`${files.state}: unreadable resume state (${errorMessage(e)})`);
+      throw new InputError(`${files.state}: unreadable resume state (${errorMessage(e)})`);
     }
     if (state.version !== 1)
-      throw new UserError(`${files.state}: unknown state version ${String(state.version)}`);
+      throw new InputError(`${files.state}: unknown state version ${String(state.version)}`);
     const was = state.shard ? shardName(state.shard) : undefined;
     const now = opts.shard ? shardName(opts.shard) : undefined;
     if (was !== now)
-      throw new UserError(
+      throw new InputError(
         `cannot resume: the interrupted run ${was ? `is shard ${was}` : "is not sharded"}, ` +
           `this one ${now ? `is shard ${now}` : "is not"} (${files.state})`,
       );
   } else if (!opts.force) {
     if (hasState)
-      throw new UserError(
+      throw new InputError(
         `${files.state} exists: an interrupted run; pass --resume to continue it or --force to start over`,
       );
     const existing = [...outs, files.skipped, files.shard].filter((f) => existsSync(f));
     if (existing.length > 0)
-      throw new UserError(
+      throw new InputError(
         `${existing[0]} exists${opts.resume ? " and there is no interrupted run to resume" : ""} (pass --force to overwrite)`,
       );
   }
@@ -281,7 +281,7 @@ async function openOutputs(plan: EmbedPlan, dims: Record<Rep, number>): Promise<
       opened.push(w.file);
       npy.push([r, w]);
       if (st && w.rows !== st.rows)
-        throw new UserError(`cannot resume: ${path} holds ${w.rows} rows, the state says ${st.rows}`);
+        throw new InputError(`cannot resume: ${path} holds ${w.rows} rows, the state says ${st.rows}`);
     }
     const ids = plan.files.ids ? await file(plan.files.ids) : undefined;
     const ndjson = plan.files.ndjson ? await file(plan.files.ndjson) : undefined;
@@ -302,7 +302,7 @@ async function removeStaleTemp(state: string): Promise<void> {
 
 function lengthOf(st: EmbedState, path: string): number {
   const n = st.files[path];
-  if (typeof n !== "number") throw new UserError(`cannot resume: ${path} is not in the saved state`);
+  if (typeof n !== "number") throw new InputError(`cannot resume: ${path} is not in the saved state`);
   return n;
 }
 
@@ -333,7 +333,7 @@ function inFlight(engine: Engine, requested?: number): number {
   const n = requested ?? (engine as { workers?: unknown }).workers;
   if (n === undefined) return 1;
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1)
-    throw new UserError(`in-flight batches must be a positive integer (got ${String(n)})`);
+    throw new InputError(`in-flight batches must be a positive integer (got ${String(n)})`);
   return n;
 }
 
@@ -359,19 +359,19 @@ export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptio
   const st = plan.state;
   if (st) {
     if (!isDeepStrictEqual(st.input, input.fingerprint))
-      throw new UserError(`cannot resume: the input changed since the interrupted run (${plan.files.state})`);
+      throw new InputError(`cannot resume: the input changed since the interrupted run (${plan.files.state})`);
     for (const [k, v] of Object.entries(options)) {
       if (!isDeepStrictEqual(st.options[k], v))
-        throw new UserError(
+        throw new InputError(
           `cannot resume: ${k} differs from the interrupted run (${JSON.stringify(st.options[k])}, now ${JSON.stringify(v)})`,
         );
     }
     if (!isDeepStrictEqual(st.shard, range))
-      throw new UserError(
+      throw new InputError(
         `cannot resume: shard ${shardName(range!)} now covers records ${range!.start}-${range!.end}, ` +
           `the interrupted run ${st.shard!.start}-${st.shard!.end} (${plan.files.state})`,
       );
-    if (st.records > total) throw new UserError(`cannot resume: the state is past the end of the input`);
+    if (st.records > total) throw new InputError(`cannot resume: the state is past the end of the input`);
   }
   await removeStaleTemp(plan.files.state);
   const out = await openOutputs(plan, dims);

@@ -17,7 +17,7 @@
  * fingerprint, the options and the byte length of every output file. The merge reads nothing else.
  */
 import { readFileSync } from "node:fs";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 
 export interface Shard {
   /** 0-based. */
@@ -37,7 +37,7 @@ export function parseShard(s: string): Shard {
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
   if (!m || !Number.isSafeInteger(index) || !Number.isSafeInteger(count) || count < 1 || index >= count)
-    throw new UserError(`--shard must be I/N with integers 0 <= I < N, e.g. 0/4 (got '${s}')`);
+    throw new InputError(`--shard must be I/N with integers 0 <= I < N, e.g. 0/4 (got '${s}')`);
   return { index, count };
 }
 
@@ -77,7 +77,7 @@ export function readShardManifest(path: string): ShardManifest {
   try {
     m = JSON.parse(readFileSync(path, "utf8")) as ShardManifest;
   } catch (e) {
-    throw new UserError(`${path}: unreadable shard manifest (${errorMessage(e)})`);
+    throw new InputError(`${path}: unreadable shard manifest (${errorMessage(e)})`);
   }
   const ok =
     typeof m === "object" &&
@@ -90,6 +90,6 @@ export function readShardManifest(path: string): ShardManifest {
     m.files !== null &&
     typeof m.options === "object" &&
     m.options !== null;
-  if (!ok) throw new UserError(`${path}: not a shard manifest of this version of equivae`);
+  if (!ok) throw new InputError(`${path}: not a shard manifest of this version of equivae`);
   return m;
 }

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { createReadStream, promises as fsp } from "node:fs";
 import { extname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import { DecodeError, decodeImage, toModel, type ModelShape } from "./decode.js";
 import { IdxRecordReader, readIdxHeader, type IdxHeader } from "./idx-stream.js";
 
@@ -55,20 +55,20 @@ export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".gif"];
 /** Picks the input format: --format, else a directory, else the file name, else the first bytes. */
 export async function detectFormat(path: string, flag?: string): Promise<InputFormat> {
   if (flag !== undefined && !INPUT_FORMATS.includes(flag as InputFormat)) {
-    throw new UserError(`unknown input format '${flag}' (choose ${INPUT_FORMATS.join(", ")})`);
+    throw new InputError(`unknown input format '${flag}' (choose ${INPUT_FORMATS.join(", ")})`);
   }
   let st;
   try {
     st = await fsp.stat(path);
   } catch {
-    throw new UserError(`input not found: ${path}`);
+    throw new InputError(`input not found: ${path}`);
   }
   const fmt = flag as InputFormat | undefined;
   if (st.isDirectory()) {
-    if (fmt !== undefined && fmt !== "dir") throw new UserError(`${path} is a directory, not ${fmt} input`);
+    if (fmt !== undefined && fmt !== "dir") throw new InputError(`${path} is a directory, not ${fmt} input`);
     return "dir";
   }
-  if (fmt === "dir") throw new UserError(`${path} is not a directory (--format dir)`);
+  if (fmt === "dir") throw new InputError(`${path} is not a directory (--format dir)`);
   if (fmt !== undefined) return fmt;
   const name = path.toLowerCase().replace(/\.gz$/, "");
   if (/\.(ndjson|jsonl)$/.test(name)) return "ndjson";
@@ -81,7 +81,7 @@ export async function detectFormat(path: string, flag?: string): Promise<InputFo
     await fh.close();
   }
   if (b[0] === 0 && b[1] === 0 && b[2] === 0x08) return "idx";
-  throw new UserError(
+  throw new InputError(
     `cannot tell the format of ${path} from its name; pass --format ${INPUT_FORMATS.join("|")}`,
   );
 }
@@ -102,7 +102,7 @@ function idxConverter(
 ): (rec: Uint8Array, out: Float32Array) => void {
   const [, ih, iw, ic = 1] = h.dims;
   if (h.dims.length < 3 || (ic !== 1 && ic !== 3)) {
-    throw new UserError(
+    throw new InputError(
       `${path}: IDX images must be [N, H, W] or [N, H, W, C] with C = 1 or 3 (got ${h.dims.join("x")})`,
     );
   }
@@ -177,7 +177,7 @@ async function* walk(root: string, rel = ""): AsyncGenerator<WalkEntry> {
   try {
     entries = await fsp.readdir(rel === "" ? root : join(root, rel), { withFileTypes: true });
   } catch (e) {
-    if (rel === "") throw new UserError(`${root}: cannot list directory (${errorMessage(e)})`);
+    if (rel === "") throw new InputError(`${root}: cannot list directory (${errorMessage(e)})`);
     yield { rel, image: true, error: `cannot list directory (${errorMessage(e)})` };
     return;
   }

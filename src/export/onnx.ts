@@ -10,7 +10,7 @@ import {
   type ExportManifest,
   type OnnxGraphInfo,
 } from "../checkpoint/index.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { sha256File, writeFileAtomic } from "../util/fsx.js";
 import { graphsFor, type GraphDef } from "./graphs.js";
 import { GraphBuilder, IR_VERSION, OPSET } from "./onnx-builder.js";
@@ -52,9 +52,9 @@ export async function exportOnnx(checkpointDir: string, only?: GraphDef[]): Prom
   for (const [name, f] of Object.entries(before.files ?? {})) {
     if (previous.has(name)) continue;
     const p = join(dir, name);
-    if (!existsSync(p)) throw new UserError(`checkpoint file missing: ${p}`);
+    if (!existsSync(p)) throw new InputError(`checkpoint file missing: ${p}`);
     if ((await sha256File(p)) !== f.sha256) {
-      throw new UserError(`checkpoint file corrupt: ${p} does not match its sha256 in manifest.json`);
+      throw new InputError(`checkpoint file corrupt: ${p} does not match its sha256 in manifest.json`);
     }
   }
   const w = await WeightStore.read(dir);

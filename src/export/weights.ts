@@ -1,6 +1,6 @@
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { FILES } from "../checkpoint/index.js";
 
 interface WeightSpec {
@@ -31,16 +31,16 @@ export class WeightStore {
       specs = j[0].weights;
       if (!Array.isArray(specs)) throw new Error("no weights list");
     } catch (e) {
-      throw new UserError(`${specPath}: unreadable weight spec (${(e as Error).message})`);
+      throw new InputError(`${specPath}: unreadable weight spec (${(e as Error).message})`);
     }
     const buf = await fsp.readFile(binPath);
     const values = new Map<string, { shape: number[]; data: Float32Array }>();
     let offset = 0;
     for (const s of specs) {
-      if (s.dtype !== "float32") throw new UserError(`${specPath}: ${s.name} is ${s.dtype}, not float32`);
+      if (s.dtype !== "float32") throw new InputError(`${specPath}: ${s.name} is ${s.dtype}, not float32`);
       const size = s.shape.reduce((a, b) => a * b, 1);
       if (offset + size * 4 > buf.byteLength) {
-        throw new UserError(`${binPath}: too short for its spec (${buf.byteLength} bytes)`);
+        throw new InputError(`${binPath}: too short for its spec (${buf.byteLength} bytes)`);
       }
       // Copy: the Buffer may share a pool, and Float32Array needs 4-byte alignment.
       const data = new Float32Array(size);
@@ -49,16 +49,16 @@ export class WeightStore {
       offset += size * 4;
     }
     if (offset !== buf.byteLength) {
-      throw new UserError(`${binPath}: holds ${buf.byteLength} bytes but its spec describes ${offset}`);
+      throw new InputError(`${binPath}: holds ${buf.byteLength} bytes but its spec describes ${offset}`);
     }
     return new WeightStore(binPath, values);
   }
 
   get(name: string, shape: number[]): Float32Array {
     const w = this.values.get(name);
-    if (!w) throw new UserError(`${this.path}: no weight ${name}`);
+    if (!w) throw new InputError(`${this.path}: no weight ${name}`);
     if (w.shape.join(",") !== shape.join(",")) {
-      throw new UserError(`${this.path}: ${name} has shape [${w.shape}] but the export expects [${shape}]`);
+      throw new InputError(`${this.path}: ${name} has shape [${w.shape}] but the export expects [${shape}]`);
     }
     this.used.add(name);
     return w.data;

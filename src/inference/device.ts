@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { constants } from "node:os";
 import { dirname, join } from "node:path";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 
 export const DEVICES = ["cpu", "cuda"] as const;
 export type Device = (typeof DEVICES)[number];
@@ -32,7 +32,7 @@ export const CUDA_PROVIDER_LIBS = ["libonnxruntime_providers_shared.so", "libonn
 export function parseDevice(value: string | undefined, what = "--device"): Device {
   if (value === undefined) return "cpu";
   if (!(DEVICES as readonly string[]).includes(value))
-    throw new UserError(`${what} must be ${DEVICES.join(" or ")} (got '${value}')`);
+    throw new InputError(`${what} must be ${DEVICES.join(" or ")} (got '${value}')`);
   return value as Device;
 }
 

@@ -1,6 +1,6 @@
 import type { Centroids, ExportManifest } from "../checkpoint/index.js";
 import type { ModelConfig } from "../checkpoint/index.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 
 export type EngineKind = "onnx" | "tfjs";
 
@@ -71,7 +71,7 @@ export abstract class BaseEngine implements Engine {
     const c = this.config;
     this.pixels = c.height * c.width * c.channels;
     if (centroids.dv !== c.dv || centroids.centroids.some((r) => r.length !== c.dv)) {
-      throw new UserError(`centroids.json: centroids are not ${c.dv}-dimensional`);
+      throw new InputError(`centroids.json: centroids are not ${c.dv}-dimensional`);
     }
     this.classNames = centroids.classNames;
     this.centroids = Float32Array.from(centroids.centroids.flat().map((x) => (x === null ? NaN : x)));
@@ -111,7 +111,7 @@ export abstract class BaseEngine implements Engine {
   }
 
   async decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array> {
-    if (!Number.isInteger(n) || n < 1) throw new UserError(`decode: n must be a positive integer (got ${n})`);
+    if (!Number.isInteger(n) || n < 1) throw new InputError(`decode: n must be a positive integer (got ${n})`);
     this.checkRows(v, n, this.config.dv, "v");
     this.checkRows(z, n, this.config.dz, "z");
     return this.runDecode(v, z, n);
@@ -122,30 +122,30 @@ export abstract class BaseEngine implements Engine {
   }
 
   async posteriorProbs(x: Float32Array, n: number): Promise<Float32Array> {
-    if (!this.hasPosterior) throw new UserError(NO_POSTERIOR);
+    if (!this.hasPosterior) throw new InputError(NO_POSTERIOR);
     this.checkImages(x, n);
     return this.runPosterior(x, n);
   }
 
   async classifyPosterior(x: Float32Array, n: number, topK = 1): Promise<ClassScore[][]> {
     if (!Number.isInteger(topK) || topK < 1)
-      throw new UserError(`topK must be a positive integer (got ${topK})`);
+      throw new InputError(`topK must be a positive integer (got ${topK})`);
     return rankProbs(await this.posteriorProbs(x, n), this.config.numClasses, this.classNames, topK);
   }
 
   async classify(x: Float32Array, n: number, topK = 1): Promise<ClassScore[][]> {
     if (!Number.isInteger(topK) || topK < 1)
-      throw new UserError(`topK must be a positive integer (got ${topK})`);
+      throw new InputError(`topK must be a positive integer (got ${topK})`);
     const v = await this.embedInvariant(x, n);
     return rankByCentroid(v, this.config.dv, this.centroids, this.classNames, topK);
   }
 
   protected checkImages(x: Float32Array, n: number, what = "x"): void {
     if (!Number.isInteger(n) || n < 1)
-      throw new UserError(`${what}: n must be a positive integer (got ${n})`);
+      throw new InputError(`${what}: n must be a positive integer (got ${n})`);
     const c = this.config;
     if (x.length !== n * this.pixels) {
-      throw new UserError(
+      throw new InputError(
         `${what}: expected ${n} images of ${c.height}x${c.width}x${c.channels} (${n * this.pixels} values), got ${x.length}`,
       );
     }
@@ -153,14 +153,14 @@ export abstract class BaseEngine implements Engine {
 
   protected checkRows(a: Float32Array, n: number, d: number, what: string): void {
     if (a.length !== n * d)
-      throw new UserError(`${what}: expected [${n}, ${d}] (${n * d} values), got ${a.length}`);
+      throw new InputError(`${what}: expected [${n}, ${d}] (${n * d} values), got ${a.length}`);
   }
 
   protected checkSets(x: Float32Array, sizes: number[]): void {
-    if (sizes.length === 0) throw new UserError("embedSet: no sets");
+    if (sizes.length === 0) throw new InputError("embedSet: no sets");
     for (const s of sizes) {
       if (!Number.isInteger(s) || s < 1)
-        throw new UserError(`embedSet: every set needs >= 1 image (got ${s})`);
+        throw new InputError(`embedSet: every set needs >= 1 image (got ${s})`);
     }
     this.checkImages(
       x,

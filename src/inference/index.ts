@@ -1,5 +1,5 @@
 import { readManifest, type ExportManifest } from "../checkpoint/index.js";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import type { Device } from "./device.js";
 import type { Engine } from "./engine.js";
 
@@ -26,7 +26,7 @@ export interface LoadEngineOptions {
 export async function loadEngine(dir: string, opts: LoadEngineOptions = {}): Promise<Engine> {
   const choice = opts.engine ?? "auto";
   if (choice !== "onnx" && choice !== "tfjs" && choice !== "auto") {
-    throw new UserError(`unknown engine '${String(choice)}' (choose onnx, tfjs or auto)`);
+    throw new InputError(`unknown engine '${String(choice)}' (choose onnx, tfjs or auto)`);
   }
   let kind = choice;
   if (kind === "auto") {
@@ -43,13 +43,13 @@ export async function loadEngine(dir: string, opts: LoadEngineOptions = {}): Pro
     return OnnxEngine.load(dir, { threads: opts.threads, device });
   }
   if (device !== "cpu")
-    throw new UserError(
+    throw new InputError(
       `--device ${device} needs the onnx engine (${choice === "tfjs" ? "--engine tfjs was given" : `${dir} has no ONNX graphs: run 'equivae export ${dir}'`})`,
     );
   const { TfjsEngine } = await import("./tfjs-engine.js").catch((e: unknown) => {
     // The serving image leaves TF.js out (scripts/prune-serving.mjs).
     if (/Cannot find (package|module) '@tensorflow\//.test(errorMessage(e)))
-      throw new UserError(
+      throw new InputError(
         `${dir}: the tfjs engine needs TF.js, which is not installed here (the serving image leaves it out); ` +
           `export the checkpoint's ONNX graphs: equivae export ${dir}`,
       );

@@ -8,7 +8,7 @@ import {
   type Centroids,
   type ExportManifest,
 } from "../checkpoint/index.js";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import {
   EXECUTION_PROVIDERS,
   cudaFailure,
@@ -76,20 +76,20 @@ export class OnnxEngine extends BaseEngine {
     const manifest = (await readManifest(dir)) as ExportManifest;
     const onnx = manifest.onnx;
     if (!onnx || !hasOnnxGraphs(manifest)) {
-      throw new UserError(`${dir} has no ONNX graphs (run 'equivae export ${dir}' first)`);
+      throw new InputError(`${dir} has no ONNX graphs (run 'equivae export ${dir}' first)`);
     }
     if (onnx.weightsSha256 !== manifest.files[FILES.weights]?.sha256) {
-      throw new UserError(
+      throw new InputError(
         `${dir}: the ONNX graphs were exported from other weights than ${FILES.weights}; run 'equivae export ${dir}' again`,
       );
     }
     if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1)) {
-      throw new UserError(`threads must be a positive integer (got ${opts.threads})`);
+      throw new InputError(`threads must be a positive integer (got ${opts.threads})`);
     }
     const device = opts.device ?? "cpu";
     if (device === "cuda") {
       const problem = cudaInstallProblem(opts.cudaEnv);
-      if (problem) throw new UserError(problem);
+      if (problem) throw new InputError(problem);
       // ONNX Runtime's own log of a provider that fails to load is a multi-line dump: the error says it in one.
       ort.env.logLevel = "fatal";
     }
@@ -116,14 +116,14 @@ export class OnnxEngine extends BaseEngine {
           s = await create(await fsp.readFile(path), options);
         } catch (e) {
           if (device === "cuda" && isCudaError(errorMessage(e)))
-            throw new UserError(cudaFailure(errorMessage(e), opts.cudaEnv));
+            throw new InputError(cudaFailure(errorMessage(e), opts.cudaEnv));
           const msg = errorMessage(e).replace(/\s+/g, " ").slice(0, 300);
-          throw new UserError(`${path}: ONNX Runtime cannot load this model (${msg})`);
+          throw new InputError(`${path}: ONNX Runtime cannot load this model (${msg})`);
         }
         sessions[name] = s;
         const want = (l: Array<{ name: string }>) => l.map((t) => t.name).join(",");
         if (s.inputNames.join(",") !== want(info.inputs) || s.outputNames.join(",") !== want(info.outputs)) {
-          throw new UserError(
+          throw new InputError(
             `${path}: graph signature (${s.inputNames} -> ${s.outputNames}) does not match manifest.json`,
           );
         }

@@ -1,6 +1,6 @@
 import { validateConfig } from "../checkpoint/model-config.js";
 import type { GaussianScale, LikelihoodName, ModelConfig } from "../checkpoint/model-config.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 
 // The config's types live with the checkpoint format (src/checkpoint), which serving reads
 // without any of the training side.
@@ -55,7 +55,7 @@ export function parseGaussianScale(s: string): GaussianScale {
   if (s === "learned") return "learned";
   const n = Number(s);
   if (s.trim() === "" || !Number.isFinite(n) || n <= 0) {
-    throw new UserError(`--gaussian-scale must be 'learned' or a positive number (got '${s}')`);
+    throw new InputError(`--gaussian-scale must be 'learned' or a positive number (got '${s}')`);
   }
   return n;
 }

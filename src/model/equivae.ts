@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../util/rng.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { validateConfig } from "../checkpoint/model-config.js";
 import { fromFile, type StandardisationFile } from "../checkpoint/standardisation.js";
 import { CLASSIFIER_UNITS, MAX_PARAMETERS, convSizes, type ModelConfig } from "./config.js";
@@ -63,7 +63,7 @@ export class EquiVAE {
     const n = this.params.count();
     if (n >= MAX_PARAMETERS) {
       this.params.dispose();
-      throw new UserError(
+      throw new InputError(
         `this configuration has ${n.toLocaleString("en")} parameters; the limit is 1,000,000`,
       );
     }

@@ -13,7 +13,7 @@
  *   down exactly the pixels where classes differ (the edges of the objects), and the invariant
  *   embedding can collapse. Per-channel statistics do not reweight.
  */
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import type { StandardisationFile, StandardiseMode } from "../checkpoint/standardisation.js";
 import type { ImageSet } from "../data/dataset.js";
 
@@ -31,7 +31,7 @@ export const STD_FLOOR_FRACTION = 0.1;
  */
 export function computeStandardisation(s: ImageSet, mode: StandardiseMode = "pixel"): StandardisationFile {
   const d = s.height * s.width * s.channels;
-  if (s.n < 1) throw new UserError("standardisation: the training split is empty");
+  if (s.n < 1) throw new InputError("standardisation: the training split is empty");
   const sum = new Float64Array(d);
   const sq = new Float64Array(d);
   for (let i = 0; i < s.n; i++) {

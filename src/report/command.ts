@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import type { ImageSet } from "../data/dataset.js";
 import type { Engine } from "../inference/index.js";
 import { readMetrics } from "../checkpoint/index.js";
-import { errorMessage, UserError } from "../util/errors.js";
+import { errorMessage, InputError } from "../util/errors.js";
 import { klPerDim, manifestZActivity, mostActiveDims } from "./activity.js";
 import { renderCurves } from "./curves.js";
 import {
@@ -120,7 +120,7 @@ function parse(argv: string[]) {
       strict: true,
     });
   } catch (e) {
-    throw new UserError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
+    throw new InputError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
   }
 }
 
@@ -128,18 +128,18 @@ function parse(argv: string[]) {
 export async function cmdReport(argv: string[]): Promise<void> {
   const { values: v, positionals } = parse(argv);
   if (v.help) return void console.log(REPORT_USAGE);
-  if (positionals.length !== 1) throw new UserError(USAGE_LINE);
+  if (positionals.length !== 1) throw new InputError(USAGE_LINE);
   let seed = 1;
   if (v.seed !== undefined) {
     seed = Number(v.seed);
     if (!/^\d+$/.test(v.seed) || !Number.isSafeInteger(seed) || seed > 0xffffffff) {
-      throw new UserError(`--seed must be an integer from 0 to 4294967295 (got '${v.seed}')`);
+      throw new InputError(`--seed must be an integer from 0 to 4294967295 (got '${v.seed}')`);
     }
   }
-  if (v.out === "") throw new UserError("--out must not be empty");
+  if (v.out === "") throw new InputError("--out must not be empty");
   const split = v.split ?? "validation";
   if (!(REPORT_SPLITS as readonly string[]).includes(split)) {
-    throw new UserError(`unknown split '${split}' (validation or test)`);
+    throw new InputError(`unknown split '${split}' (validation or test)`);
   }
   let umapPoints = DEFAULT_UMAP_POINTS;
   if (v["umap-points"] !== undefined) {
@@ -149,12 +149,12 @@ export async function cmdReport(argv: string[]): Promise<void> {
       !Number.isSafeInteger(umapPoints) ||
       umapPoints < MIN_UMAP_POINTS
     ) {
-      throw new UserError(
+      throw new InputError(
         `--umap-points must be an integer of at least ${MIN_UMAP_POINTS} (got '${v["umap-points"]}')`,
       );
     }
   }
-  if (v["z-class"] === "") throw new UserError("--z-class must not be empty");
+  if (v["z-class"] === "") throw new InputError("--z-class must not be empty");
   await writeReport(positionals[0], {
     out: v.out ?? join("docs", "figures"),
     dataDir: v["data-dir"],
@@ -202,9 +202,9 @@ function zGridClass(engine: Engine, want: string | undefined): number {
   if (y < 0 && /^\d+$/.test(want) && Number(want) < K) y = Number(want);
   if (y < 0) {
     const names = engine.classNames.slice(0, 12).join(", ") + (K > 12 ? ", ..." : "");
-    throw new UserError(`--z-class: no class '${want}' (the classes are ${names}, or an index below ${K})`);
+    throw new InputError(`--z-class: no class '${want}' (the classes are ${names}, or an index below ${K})`);
   }
-  if (!hasCentroid(y)) throw new UserError(`--z-class: class '${engine.classNames[y]}' has no centroid`);
+  if (!hasCentroid(y)) throw new InputError(`--z-class: class '${engine.classNames[y]}' has no centroid`);
   return y;
 }
 
@@ -230,7 +230,7 @@ export async function writeReport(checkpoint: string, opts: ReportOptions): Prom
   const split = opts.split ?? "validation";
   const umapPoints = opts.umapPoints ?? DEFAULT_UMAP_POINTS;
   if (prefix !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(prefix)) {
-    throw new UserError(
+    throw new InputError(
       `--prefix must be a plain file name prefix (letters, digits, . _ -), got '${prefix}'`,
     );
   }
@@ -246,7 +246,7 @@ export async function writeReport(checkpoint: string, opts: ReportOptions): Prom
     try {
       await fsp.mkdir(out, { recursive: true });
     } catch (e) {
-      throw new UserError(`cannot create ${out}: ${errorMessage(e)}`);
+      throw new InputError(`cannot create ${out}: ${errorMessage(e)}`);
     }
     const files: WrittenFile[] = [];
     const figures: IndexFigure[] = [];

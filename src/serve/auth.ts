@@ -12,7 +12,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { NextFunction, Request, Response } from "express";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import { discardRest, refusedBodyDone, type BodyLimits } from "./body.js";
 import { DEMO_ASSETS } from "./demo.js";
 import { sendProblem } from "./error-mapper.js";
@@ -55,7 +55,7 @@ function parseKeys(
     if (k === "" || k.startsWith("#")) return;
     // The key itself is never part of a message.
     if (!TOKEN68.test(k))
-      throw new UserError(
+      throw new InputError(
         `${where(i + 1)}: an API key may hold only letters, digits and -._~+/ (with = at the end)`,
       );
     keys.push({ digest: digest(k), source: source(i + 1) });
@@ -91,7 +91,7 @@ export class KeyStore {
 
   /**
    * Re-reads the key file; returns the number of keys now in force. On an unreadable file, a bad
-   * line, or a file that would leave no key at all, throws a UserError and keeps the keys it had
+   * line, or a file that would leave no key at all, throws a InputError and keeps the keys it had
    * (a broken rotation never opens the server).
    */
   reload(): number {
@@ -102,7 +102,7 @@ export class KeyStore {
       try {
         text = readFileSync(file, "utf8");
       } catch (e) {
-        throw new UserError(`cannot read the API key file ${file}: ${errorMessage(e)}`);
+        throw new InputError(`cannot read the API key file ${file}: ${errorMessage(e)}`);
       }
       fromFile = parseKeys(
         text.split(/\r?\n/),
@@ -110,7 +110,7 @@ export class KeyStore {
         (i) => `file:${i}`,
       );
       if (fromFile.length + this.envKeys.length === 0)
-        throw new UserError(`the API key file ${file} holds no key (one a line; # starts a comment)`);
+        throw new InputError(`the API key file ${file} holds no key (one a line; # starts a comment)`);
     }
     this.keys = [...fromFile, ...this.envKeys];
     return this.keys.length;

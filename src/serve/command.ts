@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { loadEngine } from "../inference/index.js";
 import { defaultWorkers } from "../inference/workers/pool.js";
 import { cudaInstallProblem, parseDevice, type Device } from "../inference/device.js";
-import { UserError, errorMessage } from "../util/errors.js";
+import { InputError, StartupError, errorMessage } from "../util/errors.js";
 import { DEFAULT_MODEL_DIR, LIMIT_FLAGS, SERVE_FLAGS, type FlagSpec, type Limits } from "./config.js";
 import { KeyStore, type MetricsAuth } from "./auth.js";
 import { parseOrigins } from "./cors.js";
@@ -57,7 +57,7 @@ function intValue(f: FlagSpec, s: string | undefined): number | undefined {
   const n = Number(s);
   const min = f.min ?? 1;
   if (s.trim() === "" || !Number.isInteger(n) || n < min)
-    throw new UserError(`--${f.flag} ($${f.env}) must be an integer >= ${min} (got '${s}')`);
+    throw new InputError(`--${f.flag} ($${f.env}) must be an integer >= ${min} (got '${s}')`);
   return n;
 }
 
@@ -88,7 +88,7 @@ export interface ServeConfig {
   logFormat: LogFormat;
 }
 
-/** Parses argv and the environment into the server's configuration (UserError on a bad value). */
+/** Parses argv and the environment into the server's configuration (InputError on a bad value). */
 export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeConfig | "help" {
   let values: Values;
   try {
@@ -103,7 +103,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
       strict: true,
     }).values as Values;
   } catch (e) {
-    throw new UserError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
+    throw new InputError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
   }
   if (values.help) return "help";
   const get = (flag: string) => SERVE_FLAGS.find((f) => f.flag === flag)!;
@@ -111,18 +111,18 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const str = (flag: string) => raw(values, env, get(flag)) ?? (get(flag).dflt as string | undefined);
   const engine = str("engine");
   if (engine !== "auto" && engine !== "onnx" && engine !== "tfjs")
-    throw new UserError(`unknown engine '${engine}' (choose auto, onnx or tfjs)`);
+    throw new InputError(`unknown engine '${engine}' (choose auto, onnx or tfjs)`);
   const device = parseDevice(str("device"), "--device ($EQUIVAE_DEVICE)");
   if (device !== "cpu" && engine === "tfjs")
-    throw new UserError(`--device ${device} needs the onnx engine (not --engine tfjs)`);
+    throw new InputError(`--device ${device} needs the onnx engine (not --engine tfjs)`);
   const limits = Object.fromEntries(LIMIT_FLAGS.map((l) => [l.key, int(l.flag)!])) as unknown as Limits;
   const repository = str("model-repository");
   if (repository !== undefined && str("model-dir") !== undefined)
-    throw new UserError(
+    throw new InputError(
       "give --model-dir (one checkpoint) or --model-repository (a folder of models), not both",
     );
   if (limits.maxRequestPixels < limits.maxPixels)
-    throw new UserError("--max-request-pixels must be at least --max-pixels");
+    throw new InputError("--max-request-pixels must be at least --max-pixels");
   /** A list flag: every --flag (each may hold commas), else its comma-separated twin. */
   const list = (flag: string) => {
     const x = values[flag];
@@ -134,7 +134,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   };
   const metricsAuth = str("metrics-auth");
   if (metricsAuth !== "open" && metricsAuth !== "key")
-    throw new UserError(`--metrics-auth ($EQUIVAE_METRICS_AUTH) must be open or key (got '${metricsAuth}')`);
+    throw new InputError(`--metrics-auth ($EQUIVAE_METRICS_AUTH) must be open or key (got '${metricsAuth}')`);
   const apiKeyFile = str("api-key-file");
   return {
     modelDir: resolve(str("model-dir") ?? DEFAULT_MODEL_DIR),
@@ -161,7 +161,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   };
 }
 
-/** The models to serve, checked before anything listens (UserError: a one-line CLI error). */
+/** The models to serve, checked before anything listens (InputError: a one-line CLI error). */
 function modelSource(cfg: ServeConfig): ModelSource {
   const load = (dir: string) =>
     loadEngine(dir, {
@@ -173,14 +173,14 @@ function modelSource(cfg: ServeConfig): ModelSource {
     });
   if (cfg.modelRepository !== undefined) {
     if (!isDir(cfg.modelRepository))
-      throw new UserError(`--model-repository ${cfg.modelRepository}: not a folder`);
+      throw new InputError(`--model-repository ${cfg.modelRepository}: not a folder`);
     return { kind: "repository", root: cfg.modelRepository, load };
   }
-  if (!isDir(cfg.modelDir)) throw new UserError(`--model-dir ${cfg.modelDir}: not a folder`);
+  if (!isDir(cfg.modelDir)) throw new InputError(`--model-dir ${cfg.modelDir}: not a folder`);
   try {
     resolveVersion(cfg.modelDir);
   } catch (e) {
-    throw new UserError(`--model-dir ${cfg.modelDir}: ${errorMessage(e)}`);
+    throw new InputError(`--model-dir ${cfg.modelDir}: ${errorMessage(e)}`);
   }
   return { kind: "dir", dir: cfg.modelDir, load };
 }
@@ -192,7 +192,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   new KeyStore({ file: cfg.apiKeyFile, keys: cfg.apiKeys });
   // So does a CUDA provider that is not installed (CUDA itself is checked when the model loads).
   const cudaProblem = cfg.device === "cuda" ? cudaInstallProblem() : undefined;
-  if (cudaProblem) throw new UserError(cudaProblem);
+  if (cudaProblem) throw new InputError(cudaProblem);
   const source = modelSource(cfg);
   const logger = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
   const srv = await startServer(source, {
@@ -218,7 +218,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   if (!(await srv.app.ready) && source.kind === "dir") {
     const failure = srv.app.models.list()[0]?.failure?.reason ?? srv.app.state.warmUpError;
     await srv.close(false);
-    throw new UserError(`cannot serve ${cfg.modelDir}: ${failure}`, 1);
+    throw new StartupError(`cannot serve ${cfg.modelDir}: ${failure}`);
   }
 }
 

@@ -14,7 +14,7 @@
  * - Every response says `Vary: Origin`, so caches keep the answers of different origins apart.
  */
 import type { NextFunction, Request, Response } from "express";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { sendProblem } from "./error-mapper.js";
 
 export const CORS_METHODS = "GET, POST, OPTIONS";
@@ -30,7 +30,7 @@ export function parseOrigins(list: string[]): string[] {
     const o = raw.trim();
     if (o === "") continue;
     if (o !== "*" && !/^https?:\/\/[^/?#\s]+$/i.test(o))
-      throw new UserError(
+      throw new InputError(
         `--cors-origin ($EQUIVAE_CORS_ORIGINS) '${o}' must be * or scheme://host[:port] with no path or trailing slash`,
       );
     out.push(o.toLowerCase());

@@ -4,7 +4,7 @@
  */
 import type { Request, Response } from "express";
 import { ImagingError } from "../imaging/index.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { ApiError, problem, type ErrorKind } from "./errors.js";
 
 export interface Mapped {
@@ -56,7 +56,7 @@ export function answerError(err: unknown, req: Request, res: Response, log: (m: 
   if (k) return sendProblem(req, res, k.kind, k.detail, k.extra);
   // With a request logger, the request's log line carries the error and its stack.
   if (res.locals.logsErrors === true) res.locals.error = err;
-  else if (err instanceof UserError) log(`engine refused a request: ${err.message}`);
+  else if (err instanceof InputError) log(`engine refused a request: ${err.message}`);
   else
     log(
       `internal error on ${req.method} ${req.originalUrl}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,

@@ -26,7 +26,7 @@ import { createRequire } from "node:module";
 import type { NextFunction, Request, Response } from "express";
 import { pino, type DestinationStream, type Logger } from "pino";
 import type PinoPretty from "pino-pretty";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 
 export type { Logger } from "pino";
 
@@ -37,7 +37,7 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export function logLevel(s: string): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(s))
-    throw new UserError(
+    throw new InputError(
       `--log-level ($EQUIVAE_LOG_LEVEL) must be one of ${LOG_LEVELS.join(", ")} (got '${s}')`,
     );
   return s as LogLevel;
@@ -45,7 +45,7 @@ export function logLevel(s: string): LogLevel {
 
 export function logFormat(s: string): LogFormat {
   if (!(LOG_FORMATS as readonly string[]).includes(s))
-    throw new UserError(`--log-format ($EQUIVAE_LOG_FORMAT) must be json or pretty (got '${s}')`);
+    throw new InputError(`--log-format ($EQUIVAE_LOG_FORMAT) must be json or pretty (got '${s}')`);
   return s as LogFormat;
 }
 

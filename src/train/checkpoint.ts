@@ -19,7 +19,7 @@ import {
   type Manifest,
   type TrainState,
 } from "../checkpoint/index.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { replaceDir, sha256File, writeFileSynced } from "../util/fsx.js";
 import { EquiVAE } from "../model/equivae.js";
 
@@ -125,7 +125,7 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     }
   } catch (e) {
     model.dispose();
-    throw e instanceof UserError ? e : new UserError((e as Error).message);
+    throw e instanceof InputError ? e : new InputError((e as Error).message);
   }
   if (manifest.model.standardise) {
     try {
@@ -159,12 +159,12 @@ async function readWeights(
       ? (j as tf.io.WeightsManifestConfig)[0].weights
       : (j as tf.io.WeightsManifestEntry[]);
   } catch (e) {
-    throw new UserError(`${specPath}: unreadable weight spec (${(e as Error).message})`);
+    throw new InputError(`${specPath}: unreadable weight spec (${(e as Error).message})`);
   }
   const buf = await fsp.readFile(binPath);
   const expected = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1) * 4, 0);
   if (buf.byteLength !== expected) {
-    throw new UserError(`${binPath}: holds ${buf.byteLength} bytes but its spec describes ${expected}`);
+    throw new InputError(`${binPath}: holds ${buf.byteLength} bytes but its spec describes ${expected}`);
   }
   const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
   return tf.io.decodeWeights(ab, specs);

@@ -7,7 +7,7 @@
 import type { GaussianScale, LikelihoodName } from "../model/config.js";
 import type { EquiVAE } from "../model/equivae.js";
 import type { StandardiseMode } from "../checkpoint/index.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 
 export type StandardiseChoice = StandardiseMode | "off";
 
@@ -38,10 +38,10 @@ export function defaultStandardise(likelihood: LikelihoodName, dataset: string):
 export function resolveLikelihood(channels: number, dataset: string, o: LikelihoodOptions): LikelihoodChoice {
   const likelihood = o.likelihood ?? defaultLikelihood(channels);
   if (likelihood !== "bernoulli" && likelihood !== "gaussian") {
-    throw new UserError(`unknown likelihood '${String(likelihood)}' (choose bernoulli or gaussian)`);
+    throw new InputError(`unknown likelihood '${String(likelihood)}' (choose bernoulli or gaussian)`);
   }
   if (o.gaussianScale !== undefined && likelihood !== "gaussian") {
-    throw new UserError("--gaussian-scale applies only to --likelihood gaussian");
+    throw new InputError("--gaussian-scale applies only to --likelihood gaussian");
   }
   return {
     likelihood,
@@ -60,7 +60,7 @@ export function checkResumeLikelihood(model: EquiVAE, o: LikelihoodOptions, out:
   };
   for (const k of ["likelihood", "gaussianScale", "standardise"] as const) {
     if (o[k] !== undefined && o[k] !== was[k]) {
-      throw new UserError(
+      throw new InputError(
         `--resume: ${k} was ${JSON.stringify(was[k])} in ${out} but is ${JSON.stringify(o[k])} now; ` +
           `resume with the original settings (only --epochs may change)`,
       );

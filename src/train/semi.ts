@@ -5,7 +5,7 @@ import { ComplementarySampler, averagingMatrix } from "../data/sampler.js";
 import { CLASSIFIER_DROPOUT, CLASSIFIER_UNITS } from "../model/config.js";
 import type { EquiVAE } from "../model/equivae.js";
 import { classTerms, labelledTerms, semiSupervisedObjective } from "../model/objective.js";
-import { UserError } from "../util/errors.js";
+import { InputError } from "../util/errors.js";
 import { Rng, mixSeed, normals } from "../util/rng.js";
 
 /** Tag mixed into the run's seed for the choice of the labelled subset (independent of the epochs' seeds). */
@@ -23,14 +23,14 @@ export function selectLabelled(
   classNames?: string[],
 ): number[] {
   if (!Number.isInteger(budget) || budget < 1)
-    throw new UserError(`--labels must be a positive integer or 'all' (got ${budget})`);
+    throw new InputError(`--labels must be a positive integer or 'all' (got ${budget})`);
   if (budget > labels.length) {
-    throw new UserError(
+    throw new InputError(
       `--labels ${budget} is more than the ${labels.length} training images; use --labels all for a supervised run`,
     );
   }
   if (budget % numClasses !== 0 || budget / numClasses < 2) {
-    throw new UserError(
+    throw new InputError(
       `--labels ${budget}: the budget is split evenly over the ${numClasses} classes and needs at least 2 per class ` +
         `(a multiple of ${numClasses}, >= ${2 * numClasses})`,
     );
@@ -44,7 +44,7 @@ export function selectLabelled(
   const rows: number[] = [];
   byClass.forEach((members, y) => {
     if (members.length < perClass) {
-      throw new UserError(
+      throw new InputError(
         `--labels ${budget}: class ${y}${classNames ? ` (${classNames[y]})` : ""} has only ${members.length} training images, ` +
           `fewer than the ${perClass} per class the budget needs`,
       );

@@ -9,7 +9,7 @@ import { defaultConfig, type ModelConfig } from "../model/config.js";
 import { EquiVAE } from "../model/equivae.js";
 import { supervisedLoss } from "../model/objective.js";
 import { exportOnnx } from "../export/onnx.js";
-import { UserError } from "../util/errors.js";
+import { InputError, TrainingDivergedError } from "../util/errors.js";
 import { Progress, fmtDuration } from "../util/progress.js";
 import { Rng, mixSeed, normals } from "../util/rng.js";
 import {
@@ -205,7 +205,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
     const m = await readManifest(out);
     const prev = m.training.options as Record<string, unknown>;
     if (prev.labels !== undefined && o.labels === undefined) {
-      throw new UserError(
+      throw new InputError(
         `--resume: ${out} is a semi-supervised run (--labels ${prev.labels}); resume it with the same --labels`,
       );
     }
@@ -213,21 +213,21 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       // Unset optional sizes (hidden, filters) mean "as the checkpoint".
       if (o[k] === undefined) continue;
       if (JSON.stringify(prev[k]) !== JSON.stringify(o[k])) {
-        throw new UserError(
+        throw new InputError(
           `--resume: ${k} was ${JSON.stringify(prev[k])} in ${out} but is ${JSON.stringify(o[k])} now; ` +
             `resume with the original settings (only --epochs may change)`,
         );
       }
     }
     if (m.dataset.name !== data.name || m.dataset.trainSize !== train.n) {
-      throw new UserError(
+      throw new InputError(
         `--resume: ${out} was trained on ${m.dataset.name} (${m.dataset.trainSize} images), not ${data.name} (${train.n})`,
       );
     }
     const ck = await loadCheckpoint(out);
     if (semi && JSON.stringify(ck.labelled?.rows) !== JSON.stringify(labelledRows)) {
       ck.model.dispose();
-      throw new UserError(`--resume: the labelled rows recorded in ${out} differ from this run's selection`);
+      throw new InputError(`--resume: the labelled rows recorded in ${out} differ from this run's selection`);
     }
     model = ck.model;
     checkResumeLikelihood(model, o, out);
@@ -240,7 +240,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
   } else {
     if (o.resume) log(`--resume: ${out} does not exist yet; starting a new run`);
     else if (existsSync(out)) {
-      throw new UserError(`${out} already exists; pass --resume to continue it, or choose another --out`);
+      throw new InputError(`${out} already exists; pass --resume to continue it, or choose another --out`);
     }
     const lk = resolveLikelihood(train.channels, data.name, o);
     const cfg: ModelConfig = defaultConfig({
@@ -329,9 +329,8 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
         at += Bl;
         const r = semiStep!(lab, unl, rng);
         if (!Number.isFinite(r.loss)) {
-          throw new UserError(
+          throw new TrainingDivergedError(
             `training diverged at epoch ${epoch} (loss is ${r.loss}); the last good checkpoint is ${out}`,
-            3,
           );
         }
         sumRecon += r.recon * Bl;
@@ -350,9 +349,8 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
       const B = batch.length;
       const { recon, kl } = step!(batch, rng);
       if (!Number.isFinite(recon) || !Number.isFinite(kl)) {
-        throw new UserError(
+        throw new TrainingDivergedError(
           `training diverged at epoch ${epoch} (loss is ${recon + kl}); the last good checkpoint is ${out}`,
-          3,
         );
       }
       sumRecon += recon * B;

@@ -1,14 +1,28 @@
 /**
- * A mistake the user can fix (bad flag, missing file, malformed data). The CLI prints
- * its message as one line and exits with `exitCode`; it never shows a stack trace.
+ * A mistake the user can fix (a bad flag, a missing file, malformed data). The message says what
+ * is wrong in one line; what a front end does with it (a CLI exit code, an HTTP status) is that
+ * front end's business: src/commands/exit-codes.ts maps errors to exit codes in one place.
  */
-export class UserError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 2,
-  ) {
+export class InputError extends Error {
+  constructor(message: string) {
     super(message);
-    this.name = "UserError";
+    this.name = "InputError";
+  }
+}
+
+/** Training produced a non-finite loss; the message names the last good checkpoint. */
+export class TrainingDivergedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TrainingDivergedError";
+  }
+}
+
+/** A service could not start (for example, none of its models loads). */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartupError";
   }
 }
 

@@ -18,7 +18,7 @@ import {
   type DecodedBatch,
   type ImageDecoder,
 } from "../../imaging/batch.js";
-import { UserError } from "../../util/errors.js";
+import { InputError } from "../../util/errors.js";
 import { BaseEngine } from "../engine.js";
 import { hasOnnxGraphs } from "../onnx-engine.js";
 import { EXECUTION_PROVIDERS, cudaInstallProblem, type Device } from "../device.js";
@@ -74,7 +74,7 @@ class WorkerPool<T> {
     const reply = (await this.piscina.run(task)) as Reply;
     if (reply.ok) return reply;
     if (reply.imaging) throw fromFailure(reply.imaging);
-    throw new UserError(reply.message);
+    throw new InputError(reply.message);
   }
 
   /** Every worker answers once (so each has opened its sessions); returns the distinct thread ids. */
@@ -129,14 +129,14 @@ export class PooledEngine extends BaseEngine {
       ["workers", workers],
       ["threads", threads],
     ] as const)
-      if (!Number.isInteger(n) || n < 1) throw new UserError(`${name} must be a positive integer (got ${n})`);
+      if (!Number.isInteger(n) || n < 1) throw new InputError(`${name} must be a positive integer (got ${n})`);
     const manifest = (await readManifest(dir)) as ExportManifest;
     if (!hasOnnxGraphs(manifest))
-      throw new UserError(`${dir} has no ONNX graphs (run 'equivae export ${dir}' first)`);
+      throw new InputError(`${dir} has no ONNX graphs (run 'equivae export ${dir}' first)`);
     const device = opts.device ?? "cpu";
     // What is seen missing fails here, before any worker starts (CUDA itself: when they open sessions).
     const cudaProblem = device === "cuda" ? cudaInstallProblem() : undefined;
-    if (cudaProblem) throw new UserError(cudaProblem);
+    if (cudaProblem) throw new InputError(cudaProblem);
     const centroids = await readCentroids(dir);
     const pool = new WorkerPool<InferenceTask>("./worker.js", workers, { modelDir: dir, threads, device });
     try {
