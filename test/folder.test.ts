@@ -1,17 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, sep } from "node:path";
 import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
 import {
-  byCodePoint,
   loadImageFolder,
   parseImageSize,
   validationCount,
   type FolderData,
   type FolderOptions,
 } from "../src/data/folder.js";
+import { compareCodePoints, isImageName, walkFolder } from "../src/input/image-folder.js";
 import { InputError } from "../src/util/errors.js";
 import { tempDir } from "./helpers/paths.js";
 
@@ -138,12 +138,45 @@ test("validation counts: 10% rounded, >= 1 from 3 images, always >= 2 left for t
   assert.deepEqual(parseImageSize("64x48"), { height: 64, width: 48 });
   assert.throws(() => parseImageSize("big"), isUserError(/bad image size 'big'/));
   // Code-point order: upper case before lower case, astral characters after the BMP.
-  assert.deepEqual(["b", "B", "a", "\u{1F600}", "\uFF5E"].sort(byCodePoint), [
+  assert.deepEqual(["b", "B", "a", "\u{1F600}", "\uFF5E"].sort(compareCodePoints), [
     "B",
     "a",
     "b",
     "\uFF5E",
     "\u{1F600}",
+  ]);
+});
+
+test("the folder walk (training and embed): code-point order, no hidden entries, links followed but not round a cycle", async () => {
+  const root = tempDir();
+  mkdirSync(join(root, "b", "deep"), { recursive: true });
+  mkdirSync(join(root, ".git"));
+  for (const f of ["a.PNG", "B.txt", "._a.png", join("b", "deep", "x.jpg")]) writeFileSync(join(root, f), "");
+  symlinkSync(root, join(root, "b", "loop"));
+  symlinkSync(join(root, "b"), join(root, "c"));
+  const walked = async (levels?: number) => {
+    const out: string[] = [];
+    for await (const e of walkFolder(root, levels)) out.push(`${e.kind} ${e.rel}`);
+    return out;
+  };
+  assert.deepEqual(await walked(), [
+    "file B.txt",
+    "file a.PNG",
+    "dir b",
+    "dir b/deep",
+    "file b/deep/x.jpg",
+    "dir c",
+    "dir c/deep",
+    "file c/deep/x.jpg",
+  ]);
+  assert.deepEqual(await walked(1), ["file B.txt", "file a.PNG", "dir b", "dir c"]);
+  assert.deepEqual(["a.PNG", "b.jpeg", "c.webp", "d.gif", "e.txt", "f.png.bak"].map(isImageName), [
+    true,
+    true,
+    true,
+    true,
+    false,
+    false,
   ]);
 });
 
@@ -169,7 +202,7 @@ test("an image folder of coloured shapes: classes, shapes, colour, split, skippe
   assert.match(warnings[0], /skipped 1 unreadable image\(s\), e\.g\. .*broken\.png/);
   assert.equal(d.resized, 1);
   // Files are in code-point order: img0.png, img1.JPG, ... and every path is in exactly one split.
-  const all = [...d.files.train, ...d.files.validation].sort(byCodePoint);
+  const all = [...d.files.train, ...d.files.validation].sort(compareCodePoints);
   assert.equal(new Set(all).size, 15);
   assert.ok(
     all.every((f) => !f.includes("broken") && !f.includes(".hidden") && !f.includes(`${sep}test${sep}`)),

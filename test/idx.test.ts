@@ -3,8 +3,9 @@ import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseIdx, readIdxFile } from "../src/data/idx.js";
 import { loadIdxDataset, readIdxPair } from "../src/data/mnist.js";
+import { readIdxHeader } from "../src/embed/idx-stream.js";
+import { parseIdx, readIdxFile } from "../src/input/idx.js";
 import { InputError } from "../src/util/errors.js";
 import { FASHION_DIR, MNIST_DIR, tempDir } from "./helpers/paths.js";
 
@@ -78,6 +79,39 @@ test("a corrupt IDX header is a clear InputError", () => {
   );
   assert.throws(() => parseIdx(gzipSync(idx([2], [1, 2])).subarray(0, 10), "g"), /corrupt gzip stream/);
 });
+
+test("the whole-file reader (training) and the streaming one (embed) judge a file alike", async () => {
+  const dir = tempDir();
+  const files: Record<string, Uint8Array> = {
+    magic: new Uint8Array([0x12, 0x34, 0x08, 0x03]),
+    float: new Uint8Array([0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0]),
+    dims: new Uint8Array([0, 0, 0x08, 5]),
+    header: new Uint8Array([0, 0, 0x08, 2, 0, 0]),
+    short: idx([3, 2, 2], [1, 2, 3]),
+    long: idx([1, 2], [1, 2, 3]),
+  };
+  for (const [name, bytes] of Object.entries(files)) {
+    for (const path of [join(dir, name), join(dir, `${name}.gz`)]) {
+      writeFileSync(path, path.endsWith(".gz") ? gzipSync(bytes) : bytes);
+      const whole = messageOf(() => readIdxFile(path));
+      assert.ok(whole, `${path} was accepted`);
+      await assert.rejects(readIdxHeader(path), (e: Error) => e instanceof InputError && e.message === whole);
+    }
+  }
+  assert.match(
+    messageOf(() => readIdxFile(join(dir, "short.gz"))),
+    /the decompressed file has 3 \(truncated\?\)/,
+  );
+});
+
+function messageOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return "";
+}
 
 test("an image/label count mismatch is a clear InputError", () => {
   const dir = tempDir();

@@ -150,8 +150,8 @@ export interface RecordedEvaluation extends EvalErrors {
 export interface Centroids {
   classNames: string[];
   dv: number;
-  /** [K][dv] */
-  centroids: number[][];
+  /** [K][dv]; null (JSON's NaN) for a class without training rows. */
+  centroids: Array<Array<number | null>>;
   /** Training rows per class that went into each centroid. */
   counts: number[];
 }

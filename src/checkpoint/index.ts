@@ -21,7 +21,7 @@ export {
   type TrainState,
   type ZActivity,
 } from "./format.js";
-export { centroidMatrix, readCentroids } from "./centroids.js";
+export { centroidDistances, centroidMatrix, readCentroids } from "./centroids.js";
 export { readManifest, recordEvaluation, recordOnnxExport } from "./manifest.js";
 export { readMetrics } from "./metrics.js";
 export { validateConfig, type GaussianScale, type LikelihoodName, type ModelConfig } from "./model-config.js";

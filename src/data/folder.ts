@@ -5,8 +5,9 @@
  *     root/test/<class name>/*.png|...                    optional test images (or `testDir`)
  *
  * - Classes are the non-hidden subfolders of root, sorted by Unicode code point; `root/test` is the
- *   test split (not a class) when it holds subfolders. Files are sorted the same way; other files
- *   (.txt, .DS_Store, ...) are ignored. Test classes must be training classes.
+ *   test split (not a class) when it holds subfolders. Files are sorted the same way (the walk of
+ *   src/input/image-folder.ts); other files (.txt, .DS_Store, ...) and deeper folders are ignored.
+ *   Test classes must be training classes.
  * - Images are decoded with the serving code (src/imaging, sharp): EXIF orientation applied,
  *   transparent pixels composited on black, resized to a fixed size (`size`, else the first readable
  *   image's size; area averaging down, bilinear up, aspect ratio not kept). Images under 8 pixels a
@@ -21,15 +22,15 @@
  *   depends only on the seed, the class name and its file list, so adding a class does not change the
  *   others' splits.
  */
-import { existsSync, promises as fsp, readdirSync, statSync } from "node:fs";
+import { existsSync, promises as fsp, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { decodeImage, toModelInput } from "../imaging/index.js";
+import { IMAGE_EXTENSIONS, isImageName, walkFolder } from "../input/image-folder.js";
 import { InputError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import type { ImageSet, LabelledData } from "./dataset.js";
 import { range } from "./dataset.js";
 
-export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".gif"];
 export const DEFAULT_VALIDATION_FRACTION = 0.1;
 /** Largest image (width x height) decoded; larger files are skipped as unreadable. */
 export const DEFAULT_MAX_PIXELS = 1 << 25;
@@ -85,14 +86,6 @@ export function parseImageSize(s: string): ImageSize {
   return { height: h, width: w };
 }
 
-/** Compares strings by Unicode code point (JS's default sort compares UTF-16 code units). */
-export function byCodePoint(a: string, b: string): number {
-  const A = Array.from(a, (c) => c.codePointAt(0)!);
-  const B = Array.from(b, (c) => c.codePointAt(0)!);
-  for (let i = 0; i < Math.min(A.length, B.length); i++) if (A[i] !== B[i]) return A[i] - B[i];
-  return A.length - B.length;
-}
-
 function isDir(p: string): boolean {
   try {
     return statSync(p).isDirectory();
@@ -101,34 +94,25 @@ function isDir(p: string): boolean {
   }
 }
 
-function subdirs(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((n) => !n.startsWith(".") && isDir(join(dir, n)))
-    .sort(byCodePoint);
-}
-
-function isImageName(n: string): boolean {
-  const lower = n.toLowerCase();
-  return !n.startsWith(".") && IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
-}
-
-function imageFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((n) => isImageName(n) && !isDir(join(dir, n)))
-    .sort(byCodePoint);
-}
-
-/** Class folders of a split directory: name -> sorted image paths. */
-function listClasses(dir: string, exclude: string | undefined): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const name of subdirs(dir)) {
-    if (name === exclude) continue;
-    out.set(
-      name,
-      imageFiles(join(dir, name)).map((f) => join(dir, name, f)),
-    );
+/** Class folders of a split directory (but `exclude`): name -> sorted image paths. */
+async function listClasses(dir: string, exclude?: string): Promise<Map<string, string[]>> {
+  const classes = new Map<string, string[]>();
+  for await (const e of walkFolder(dir, 2)) {
+    const [name, file, deeper] = e.rel.split("/");
+    if (name === exclude || deeper !== undefined) continue;
+    if (e.error !== undefined) throw new InputError(`${join(dir, e.rel)}: ${e.error}`);
+    if (file === undefined) {
+      if (e.kind === "dir") classes.set(name, []);
+    } else if (e.kind === "file" && isImageName(file)) classes.get(name)!.push(join(dir, e.rel));
   }
-  return out;
+  return classes;
+}
+
+/** Images directly in `dir` (not in class folders). */
+async function countLooseImages(dir: string): Promise<number> {
+  let n = 0;
+  for await (const e of walkFolder(dir, 1)) if (e.kind === "file" && isImageName(e.rel)) n++;
+  return n;
 }
 
 /** A per-class seed: FNV-1a over the class name's UTF-8 bytes, mixed with the run seed. */
@@ -228,15 +212,15 @@ export async function loadImageFolder(opts: FolderOptions): Promise<FolderData> 
   }
   const seed = opts.seed ?? 1;
   const rootTest = join(root, "test");
-  const testIsSplit = isDir(rootTest) && subdirs(rootTest).length > 0;
-  const classes = listClasses(root, testIsSplit ? "test" : undefined);
+  const testIsSplit = isDir(rootTest) && (await listClasses(rootTest)).size > 0;
+  const classes = await listClasses(root, testIsSplit ? "test" : undefined);
   const classNames = [...classes.keys()];
   if (classNames.length === 0) {
-    const loose = imageFiles(root).length;
+    const loose = await countLooseImages(root);
     throw new InputError(
       loose > 0
         ? `image folder ${root} holds ${loose} images but no class folders; put each class's images in ${join(root, "<class name>")}/`
-        : `image folder ${root} has no class folders (expected ${join(root, "<class name>")}/*.png|jpg|jpeg|webp|gif)`,
+        : `image folder ${root} has no class folders (expected ${join(root, "<class name>")}/*.${IMAGE_EXTENSIONS.map((e) => e.slice(1)).join("|")})`,
     );
   }
   if (classNames.length < 2) {
@@ -307,7 +291,7 @@ export async function loadImageFolder(opts: FolderOptions): Promise<FolderData> 
     if (!isDir(testDir)) throw new InputError(`test image folder not found: ${testDir}`);
     const tdec = new Decoder(channels, dec.maxPixels, size);
     const items: Array<{ pixels: Uint8Array; label: number; path: string }> = [];
-    for (const [name, files] of listClasses(testDir, undefined)) {
+    for (const [name, files] of await listClasses(testDir)) {
       const label = classNames.indexOf(name);
       if (label < 0) {
         throw new InputError(

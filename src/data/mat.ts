@@ -335,7 +335,8 @@ function readTag(dv: DataView, p: number, le: boolean, file: string, end: number
   if (w >>> 16 !== 0) {
     // Small data element: byte count in the upper 16 bits, type in the lower 16, data in the next 4 bytes.
     const nbytes = w >>> 16;
-    if (nbytes > 4) throw new InputError(`${file}: not a valid MAT-file (bad small element tag at byte ${p})`);
+    if (nbytes > 4)
+      throw new InputError(`${file}: not a valid MAT-file (bad small element tag at byte ${p})`);
     if (end - p < 8)
       throw new InputError(`${file}: truncated MAT-file (a small element at byte ${p} is cut off)`);
     return { type: w & 0xffff, nbytes, dataStart: p + 4, small: true };
@@ -409,7 +410,8 @@ function parseMatrix(
   if (want && !want.has(name)) return undefined;
   const unsupported = (what: string): MatUnsupported => ({ kind: "unsupported", name, what, dims });
   const cname = CLASS_NAMES[cls];
-  if (!cname) throw new InputError(`${file}: not a valid MAT-file (unknown array class ${cls} for '${name}')`);
+  if (!cname)
+    throw new InputError(`${file}: not a valid MAT-file (unknown array class ${cls} for '${name}')`);
   if (cls <= MX.SPARSE) {
     return unsupported(cls === MX.SPARSE ? `a sparse array` : `a ${cname}`);
   }

@@ -1,10 +1,10 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { readIdxFile } from "../input/idx.js";
 import { InputError } from "../util/errors.js";
 import type { ImageSet, LabelledData } from "./dataset.js";
 import { range, subset } from "./dataset.js";
-import { readIdxFile } from "./idx.js";
 
 export const DATASETS = {
   mnist: {

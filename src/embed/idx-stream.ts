@@ -1,30 +1,25 @@
 /**
- * Streaming IDX reader (gzip-compressed or raw): parses the header, then hands out fixed-size
- * records from a (gunzip) stream, never holding more than about one batch plus one chunk.
+ * Streaming IDX reader (gzip-compressed or raw): checks the header (src/input/idx.ts), then hands
+ * out fixed-size records from a (gunzip) stream, never holding more than about one batch plus one chunk.
  */
 import { createReadStream, promises as fsp, type ReadStream } from "node:fs";
 import { createGunzip, type Gunzip } from "node:zlib";
+import { checkIdxDataLength, holdsIdxHeader, isGzip, parseIdxHeader, type IdxHeader } from "../input/idx.js";
 import { InputError, errorMessage } from "../util/errors.js";
 
-export interface IdxHeader {
-  dims: number[];
-  /** Bytes before the first record (4 + 4 * ndims). */
-  headerBytes: number;
-  /** Bytes per record (the product of dims[1..]). */
-  recordBytes: number;
-  /** Records (dims[0]). */
-  count: number;
+/** The header, and whether the file is gzip-compressed (its records are then decompressed on the way). */
+export interface IdxStreamHeader extends IdxHeader {
   gzip: boolean;
 }
 
 const CHUNK = 1 << 20;
 
-async function isGzip(path: string): Promise<boolean> {
+async function startsWithGzip(path: string): Promise<boolean> {
   const fh = await fsp.open(path, "r");
   try {
     const b = Buffer.alloc(2);
     const { bytesRead } = await fh.read(b, 0, 2, 0);
-    return bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
+    return isGzip(b.subarray(0, bytesRead));
   } finally {
     await fh.close();
   }
@@ -41,58 +36,43 @@ function openStream(path: string, gzip: boolean, start = 0): ByteStream {
 }
 
 /** Reads and checks the header (for .gz files, only the first bytes are decompressed). */
-export async function readIdxHeader(path: string): Promise<IdxHeader> {
-  const gzip = await isGzip(path);
+export async function readIdxHeader(path: string): Promise<IdxStreamHeader> {
+  const gzip = await startsWithGzip(path);
   const s = openStream(path, gzip);
   let head = Buffer.alloc(0);
   try {
     for await (const c of s) {
       head = Buffer.concat([head, c as Buffer]);
-      if (head.length >= 4 && head.length >= 4 + 4 * head[3]) break;
+      if (holdsIdxHeader(head)) break;
     }
   } catch (e) {
     throw new InputError(`${path}: corrupt gzip stream (${errorMessage(e)})`);
   } finally {
     s.destroy();
   }
-  if (head.length < 4) throw new InputError(`${path}: too short for an IDX header (${head.length} bytes)`);
-  if (head[0] !== 0 || head[1] !== 0 || head[2] !== 0x08) {
-    const hex = Array.from(head.subarray(0, 4), (x) => x.toString(16).padStart(2, "0")).join(" ");
-    throw new InputError(`${path}: not an IDX file of unsigned bytes (magic ${hex}, expected 00 00 08 0N)`);
-  }
-  const ndims = head[3];
-  if (ndims < 1 || ndims > 4) throw new InputError(`${path}: IDX header declares ${ndims} dimensions (1-4)`);
-  const headerBytes = 4 + 4 * ndims;
-  if (head.length < headerBytes) throw new InputError(`${path}: truncated IDX header`);
-  const dims: number[] = [];
-  for (let i = 0; i < ndims; i++) dims.push(head.readUInt32BE(4 + 4 * i));
-  const recordBytes = dims.slice(1).reduce((a, b) => a * b, 1);
-  const h: IdxHeader = { dims, headerBytes, recordBytes, count: dims[0], gzip };
-  await checkLength(path, h);
+  const h = { ...parseIdxHeader(head, path), gzip };
+  checkIdxDataLength(path, h, (await decompressedSize(path, h)) - h.headerBytes, gzip);
   return h;
 }
 
-/** The data length must match the header: the file size (raw) or the gzip trailer's ISIZE (mod 2^32). */
-async function checkLength(path: string, h: IdxHeader): Promise<void> {
-  const want = h.headerBytes + h.count * h.recordBytes;
+/**
+ * The file's size, decompressed for gzip: its trailer's ISIZE, which is the size mod 2^32, so a
+ * match mod 2^32 counts as the size the header declares.
+ */
+async function decompressedSize(path: string, h: IdxStreamHeader): Promise<number> {
   const { size } = await fsp.stat(path);
-  let have = size;
-  if (h.gzip) {
-    const fh = await fsp.open(path, "r");
-    try {
-      const b = Buffer.alloc(4);
-      await fh.read(b, 0, 4, Math.max(0, size - 4));
-      have = b.readUInt32LE(0);
-    } finally {
-      await fh.close();
-    }
-    if (have === want % 2 ** 32) return;
-  } else if (have === want) return;
-  throw new InputError(
-    `${path}: IDX header says ${h.dims.join("x")} (${want - h.headerBytes} bytes of data) but the ` +
-      `${h.gzip ? "decompressed " : ""}file has ${have - h.headerBytes}` +
-      (have < want ? " (truncated?)" : ""),
-  );
+  if (!h.gzip) return size;
+  const fh = await fsp.open(path, "r");
+  let isize: number;
+  try {
+    const b = Buffer.alloc(4);
+    await fh.read(b, 0, 4, Math.max(0, size - 4));
+    isize = b.readUInt32LE(0);
+  } finally {
+    await fh.close();
+  }
+  const declared = h.headerBytes + h.count * h.recordBytes;
+  return isize === declared % 2 ** 32 ? declared : isize;
 }
 
 /** Fixed-size records of an IDX file from record `start` on. */
@@ -106,7 +86,7 @@ export class IdxRecordReader {
 
   private constructor(
     readonly path: string,
-    readonly header: IdxHeader,
+    readonly header: IdxStreamHeader,
     private readonly stream: ByteStream,
     private readonly start: number,
   ) {
@@ -115,7 +95,7 @@ export class IdxRecordReader {
     this.toSkip = header.gzip ? header.headerBytes + start * header.recordBytes : 0;
   }
 
-  static async open(path: string, start = 0, header?: IdxHeader): Promise<IdxRecordReader> {
+  static async open(path: string, start = 0, header?: IdxStreamHeader): Promise<IdxRecordReader> {
     const h = header ?? (await readIdxHeader(path));
     if (start > h.count) throw new InputError(`${path}: cannot start at record ${start} of ${h.count}`);
     const s = openStream(path, h.gzip, h.headerBytes + start * h.recordBytes);

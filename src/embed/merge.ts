@@ -20,7 +20,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { InputError, errorMessage } from "../util/errors.js";
 import { NPY_HEADER_BYTES, npyHeader, parseNpyHeader } from "./npy.js";
-import { REPS, type OutputFormat, type Rep } from "./outputs.js";
+import { REPS, outputFormatOf, withThousands, type OutputFormat, type Rep } from "./outputs.js";
 import { outputFiles, type OutputFiles } from "./run.js";
 import { readShardManifest, shardManifestPath, shardName, shardRange, type ShardManifest } from "./shard.js";
 
@@ -196,17 +196,7 @@ export async function mergeShards(o: MergeOptions): Promise<MergeResult> {
       "embed merge: name the shard outputs to merge (equivae embed merge --output OUT PART...)",
     );
   const output = resolve(o.output);
-  let fmt = o.outputFormat;
-  if (fmt === undefined) {
-    if (/\.npy$/i.test(output)) fmt = "npy";
-    else if (/\.(ndjson|jsonl)$/i.test(output)) fmt = "ndjson";
-    else
-      throw new InputError(
-        `cannot tell the output format of ${output}: name it .npy or .ndjson, or pass --output-format`,
-      );
-  }
-  if (fmt !== "npy" && fmt !== "ndjson")
-    throw new InputError(`unknown output format '${fmt}' (choose npy or ndjson)`);
+  const fmt = outputFormatOf(output, o.outputFormat);
 
   const loaded = o.parts.map(loadPart);
   checkTogether(loaded);
@@ -322,7 +312,7 @@ export async function mergeShards(o: MergeOptions): Promise<MergeResult> {
 
 /** The one-line summary the CLI prints. */
 export function mergeSummaryLine(r: MergeResult): string {
-  const fmt = (n: number) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const fmt = withThousands;
   return (
     `merged ${r.shards} shard${r.shards === 1 ? "" : "s"} of ${fmt(r.total)} records: ` +
     `${fmt(r.embedded)} embedded, ${fmt(r.skipped)} skipped (${r.seconds.toFixed(1)} s) -> ` +

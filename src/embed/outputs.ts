@@ -12,6 +12,30 @@ export type Rep = "v" | "mu" | "logvar" | "class";
 export const REPS: Rep[] = ["v", "mu", "logvar", "class"];
 export type OutputFormat = "npy" | "ndjson";
 
+/** The output format: `flag` (--output-format), else the output's extension. */
+export function outputFormatOf(output: string, flag?: string): OutputFormat {
+  let fmt = flag;
+  if (fmt === undefined) {
+    if (/\.npy$/i.test(output)) fmt = "npy";
+    else if (/\.(ndjson|jsonl)$/i.test(output)) fmt = "ndjson";
+    else
+      throw new InputError(
+        `cannot tell the output format of ${output}: name it .npy or .ndjson, or pass --output-format`,
+      );
+  }
+  if (fmt !== "npy" && fmt !== "ndjson")
+    throw new InputError(`unknown output format '${fmt}' (choose npy or ndjson)`);
+  return fmt;
+}
+
+/**
+ * An integer with thousands separators, as toLocaleString("en-US") gives it, without the ~10 ms of
+ * loading ICU on the first call.
+ */
+export function withThousands(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
 /** An output file opened for appending, from scratch or cut back to a recorded length. */
 export class TrackedFile {
   private constructor(

@@ -27,7 +27,15 @@ import type { ClassScore, Engine } from "../inference/engine.js";
 import { InputError, errorMessage } from "../util/errors.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { Progress } from "../util/progress.js";
-import { NpyWriter, REPS, TrackedFile, type OutputFormat, type Rep } from "./outputs.js";
+import {
+  NpyWriter,
+  REPS,
+  TrackedFile,
+  outputFormatOf,
+  withThousands,
+  type OutputFormat,
+  type Rep,
+} from "./outputs.js";
 import {
   shardManifestPath,
   shardName,
@@ -180,17 +188,7 @@ export async function planEmbed(opts: EmbedOptions): Promise<EmbedPlan> {
   const batchSize = opts.batchSize ?? 256;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 65536)
     throw new InputError(`--batch-size must be an integer from 1 to 65536 (got ${batchSize})`);
-  let outputFormat = opts.outputFormat;
-  if (outputFormat === undefined) {
-    if (/\.npy$/i.test(output)) outputFormat = "npy";
-    else if (/\.(ndjson|jsonl)$/i.test(output)) outputFormat = "ndjson";
-    else
-      throw new InputError(
-        `cannot tell the output format of ${output}: name it .npy or .ndjson, or pass --output-format`,
-      );
-  }
-  if (outputFormat !== "npy" && outputFormat !== "ndjson")
-    throw new InputError(`unknown output format '${outputFormat}' (choose npy or ndjson)`);
+  const outputFormat = outputFormatOf(output, opts.outputFormat);
   const format = await detectFormat(input, opts.format);
   const dir = dirname(output);
   if (!existsSync(dir) || !statSync(dir).isDirectory())
@@ -359,7 +357,9 @@ export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptio
   const st = plan.state;
   if (st) {
     if (!isDeepStrictEqual(st.input, input.fingerprint))
-      throw new InputError(`cannot resume: the input changed since the interrupted run (${plan.files.state})`);
+      throw new InputError(
+        `cannot resume: the input changed since the interrupted run (${plan.files.state})`,
+      );
     for (const [k, v] of Object.entries(options)) {
       if (!isDeepStrictEqual(st.options[k], v))
         throw new InputError(
@@ -554,8 +554,7 @@ export async function runEmbed(plan: EmbedPlan, engine: Engine, opts: EmbedOptio
 
 /** The one-line summary the CLI prints. */
 export function summaryLine(r: EmbedResult): string {
-  // As toLocaleString("en-US") for integers, without the ~10 ms of loading ICU on the first call.
-  const fmt = (n: number) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const fmt = withThousands;
   const done = r.embedded + r.skipped;
   const parts = [`embedded ${fmt(r.embedded)} of ${fmt(done)} images`, `skipped ${fmt(r.skipped)}`];
   if (r.ignored > 0) parts.push(`ignored ${fmt(r.ignored)} non-image files`);

@@ -1,19 +1,22 @@
 /**
  * Inputs of the batch embedder, read as a stream of records in a stable order:
  *  - idx: an IDX file of unsigned bytes ([N, H, W] or [N, H, W, C]), .gz or raw; ids are 0-based indices;
- *  - dir: a directory tree of .png/.jpg/.jpeg/.webp/.gif files, walked depth-first with the names of every
- *    directory sorted by Unicode code point; ids are the relative paths ("/"-separated);
+ *  - dir: a directory tree of .png/.jpg/.jpeg/.webp/.gif files, walked as src/input/image-folder.ts
+ *    walks one (depth-first, names by Unicode code point, hidden ones left out); ids are the relative
+ *    paths ("/"-separated);
  *  - ndjson: one image per line, {"id": ..., "image": base64 or data URI}, a JSON string, or bare
  *    base64; the id defaults to the 1-based line number. Blank lines are ignored.
  * A record that cannot be read or decoded is reported as skipped, never fatal.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fsp } from "node:fs";
-import { extname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { hasIdxMagic } from "../input/idx.js";
+import { isImageName, walkFolder } from "../input/image-folder.js";
 import { InputError, errorMessage } from "../util/errors.js";
 import { DecodeError, decodeImage, toModel, type ModelShape } from "./decode.js";
-import { IdxRecordReader, readIdxHeader, type IdxHeader } from "./idx-stream.js";
+import { IdxRecordReader, readIdxHeader } from "./idx-stream.js";
 
 export type InputFormat = "idx" | "dir" | "ndjson";
 export const INPUT_FORMATS: InputFormat[] = ["idx", "dir", "ndjson"];
@@ -50,8 +53,6 @@ export interface Input {
   open(start: number): Promise<RecordReader>;
 }
 
-export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".gif"];
-
 /** Picks the input format: --format, else a directory, else the file name, else the first bytes. */
 export async function detectFormat(path: string, flag?: string): Promise<InputFormat> {
   if (flag !== undefined && !INPUT_FORMATS.includes(flag as InputFormat)) {
@@ -80,7 +81,7 @@ export async function detectFormat(path: string, flag?: string): Promise<InputFo
   } finally {
     await fh.close();
   }
-  if (b[0] === 0 && b[1] === 0 && b[2] === 0x08) return "idx";
+  if (hasIdxMagic(b)) return "idx";
   throw new InputError(
     `cannot tell the format of ${path} from its name; pass --format ${INPUT_FORMATS.join("|")}`,
   );
@@ -97,13 +98,13 @@ export async function openInput(path: string, format: InputFormat, model: ModelS
 
 function idxConverter(
   path: string,
-  h: IdxHeader,
+  dims: number[],
   model: ModelShape,
 ): (rec: Uint8Array, out: Float32Array) => void {
-  const [, ih, iw, ic = 1] = h.dims;
-  if (h.dims.length < 3 || (ic !== 1 && ic !== 3)) {
+  const [, ih, iw, ic = 1] = dims;
+  if (dims.length < 3 || (ic !== 1 && ic !== 3)) {
     throw new InputError(
-      `${path}: IDX images must be [N, H, W] or [N, H, W, C] with C = 1 or 3 (got ${h.dims.join("x")})`,
+      `${path}: IDX images must be [N, H, W] or [N, H, W, C] with C = 1 or 3 (got ${dims.join("x")})`,
     );
   }
   if (ih === model.height && iw === model.width && ic === model.channels) {
@@ -123,7 +124,7 @@ function idxConverter(
 
 async function idxInput(path: string, model: ModelShape): Promise<Input> {
   const h = await readIdxHeader(path);
-  const convert = idxConverter(path, h, model);
+  const convert = idxConverter(path, h.dims, model);
   const st = await fsp.stat(path);
   const px = model.height * model.width * model.channels;
   return {
@@ -160,36 +161,17 @@ async function idxInput(path: string, model: ModelShape): Promise<Input> {
 
 // ---------------------------------------------------------------------------------------------- dir
 
-/** Orders names by Unicode code point (UTF-8 byte order), not by UTF-16 unit as Array.sort does. */
-export function compareCodePoints(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
-}
-
 interface WalkEntry {
   rel: string;
   image: boolean;
   error?: string;
 }
 
-/** Depth-first walk; every directory's entries sorted by code point. Symlinked directories are not followed. */
-async function* walk(root: string, rel = ""): AsyncGenerator<WalkEntry> {
-  let entries;
-  try {
-    entries = await fsp.readdir(rel === "" ? root : join(root, rel), { withFileTypes: true });
-  } catch (e) {
-    if (rel === "") throw new InputError(`${root}: cannot list directory (${errorMessage(e)})`);
-    yield { rel, image: true, error: `cannot list directory (${errorMessage(e)})` };
-    return;
-  }
-  entries.sort((a, b) => compareCodePoints(a.name, b.name));
-  for (const e of entries) {
-    const r = rel === "" ? e.name : `${rel}/${e.name}`;
-    if (e.isDirectory()) {
-      yield* walk(root, r);
-      continue;
-    }
-    const image = IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase());
-    if (e.isFile() || e.isSymbolicLink()) yield { rel: r, image };
+/** The walk's files, and its directories that could not be listed (records that fail to read). */
+async function* walk(root: string): AsyncGenerator<WalkEntry> {
+  for await (const e of walkFolder(root)) {
+    if (e.error !== undefined) yield { rel: e.rel, image: true, error: e.error };
+    else if (e.kind === "file") yield { rel: e.rel, image: isImageName(e.rel) };
   }
 }
 

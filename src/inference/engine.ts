@@ -1,5 +1,10 @@
-import type { Centroids, ExportManifest } from "../checkpoint/index.js";
-import type { ModelConfig } from "../checkpoint/index.js";
+import {
+  centroidDistances,
+  centroidMatrix,
+  type Centroids,
+  type ExportManifest,
+  type ModelConfig,
+} from "../checkpoint/index.js";
 import { InputError } from "../util/errors.js";
 
 export type EngineKind = "onnx" | "tfjs";
@@ -55,6 +60,14 @@ export interface Engine {
 export const NO_POSTERIOR =
   "this model has no q(y|x) classifier (it was trained supervised); use the nearest-centroid method";
 
+/** One group of consecutive sets (see chunkSets): their images, packed one after another, and sizes. */
+export interface SetChunk {
+  x: Float32Array;
+  sizes: number[];
+  /** Where each set's images start in x (counted in images). */
+  starts: number[];
+}
+
 /** Input checks, classification and set chunking shared by the engines. */
 export abstract class BaseEngine implements Engine {
   abstract readonly kind: EngineKind;
@@ -74,7 +87,7 @@ export abstract class BaseEngine implements Engine {
       throw new InputError(`centroids.json: centroids are not ${c.dv}-dimensional`);
     }
     this.classNames = centroids.classNames;
-    this.centroids = Float32Array.from(centroids.centroids.flat().map((x) => (x === null ? NaN : x)));
+    this.centroids = centroidMatrix(centroids);
   }
 
   abstract dispose(): Promise<void>;
@@ -111,7 +124,8 @@ export abstract class BaseEngine implements Engine {
   }
 
   async decode(v: Float32Array, z: Float32Array, n: number): Promise<Float32Array> {
-    if (!Number.isInteger(n) || n < 1) throw new InputError(`decode: n must be a positive integer (got ${n})`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new InputError(`decode: n must be a positive integer (got ${n})`);
     this.checkRows(v, n, this.config.dv, "v");
     this.checkRows(z, n, this.config.dz, "z");
     return this.runDecode(v, z, n);
@@ -138,6 +152,31 @@ export abstract class BaseEngine implements Engine {
       throw new InputError(`topK must be a positive integer (got ${topK})`);
     const v = await this.embedInvariant(x, n);
     return rankByCentroid(v, this.config.dv, this.centroids, this.classNames, topK);
+  }
+
+  /**
+   * Set embeddings chunk by chunk (chunkSets), so that no padded batch of sets grows too large;
+   * `embedChunk` returns the chunk's [sets, dv].
+   */
+  protected async embedSetChunks(
+    x: Float32Array,
+    sizes: number[],
+    embedChunk: (chunk: SetChunk) => Promise<Float32Array>,
+  ): Promise<Float32Array> {
+    const dv = this.config.dv;
+    const out = new Float32Array(sizes.length * dv);
+    const starts = setStarts(sizes);
+    for (const [a, b] of chunkSets(sizes)) {
+      const chunkSizes = sizes.slice(a, b);
+      const end = starts[b - 1] + sizes[b - 1];
+      const chunk = {
+        x: x.subarray(starts[a] * this.pixels, end * this.pixels),
+        sizes: chunkSizes,
+        starts: setStarts(chunkSizes),
+      };
+      out.set(await embedChunk(chunk), a * dv);
+    }
+    return out;
   }
 
   protected checkImages(x: Float32Array, n: number, what = "x"): void {
@@ -174,7 +213,7 @@ export abstract class BaseEngine implements Engine {
  * Groups consecutive sets so that a padded [B, Smax] batch holds at most `maxImages` slots
  * (a set larger than that gets a group of its own). Returns [first set, end set) pairs.
  */
-export function chunkSets(sizes: number[], maxImages = 2048): Array<[number, number]> {
+function chunkSets(sizes: number[], maxImages = 2048): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   let start = 0;
   let smax = 0;
@@ -190,18 +229,18 @@ export function chunkSets(sizes: number[], maxImages = 2048): Array<[number, num
   return out;
 }
 
+/** Where each set starts in the images packed one set after another. */
+function setStarts(sizes: number[]): number[] {
+  const starts: number[] = [];
+  sizes.reduce((start, size) => (starts.push(start), start + size), 0);
+  return starts;
+}
+
 /** Top-k classes per row of a [n, K] probability matrix. */
 export function rankProbs(probs: Float32Array, k: number, names: string[], topK: number): ClassScore[][] {
   const out: ClassScore[][] = [];
-  for (let i = 0; i < probs.length / k; i++) {
-    const scores = Array.from(probs.subarray(i * k, (i + 1) * k), (p, y) => ({
-      label: y,
-      name: names[y] ?? String(y),
-      p,
-    }));
-    scores.sort((a, b) => b.p - a.p || a.label - b.label);
-    out.push(scores.slice(0, Math.min(topK, k)));
-  }
+  for (let i = 0; i < probs.length / k; i++)
+    out.push(topClasses(probs.subarray(i * k, (i + 1) * k), names, topK));
   return out;
 }
 
@@ -213,27 +252,23 @@ export function rankByCentroid(
   names: string[],
   topK: number,
 ): ClassScore[][] {
-  const n = v.length / dv;
-  const k = centroids.length / dv;
   const out: ClassScore[][] = [];
-  const d2 = new Float64Array(k);
-  for (let i = 0; i < n; i++) {
+  const d2 = new Float64Array(centroids.length / dv);
+  for (let i = 0; i < v.length / dv; i++) {
+    centroidDistances(v, i, centroids, dv, d2);
     let min = Infinity;
-    for (let y = 0; y < k; y++) {
-      let s = 0;
-      for (let j = 0; j < dv; j++) {
-        const t = v[i * dv + j] - centroids[y * dv + j];
-        s += t * t;
-      }
-      d2[y] = s;
-      if (s < min) min = s;
-    }
-    let z = 0;
+    for (const s of d2) if (s < min) min = s;
     const e = Array.from(d2, (s) => (Number.isNaN(s) ? 0 : Math.exp(-(s - min))));
-    for (const x of e) z += x;
-    const scores = e.map((x, y) => ({ label: y, name: names[y] ?? String(y), p: z > 0 ? x / z : NaN }));
-    scores.sort((a, b) => b.p - a.p || a.label - b.label);
-    out.push(scores.slice(0, Math.min(topK, k)));
+    const z = e.reduce((a, b) => a + b, 0);
+    const probs = e.map((x) => (z > 0 ? x / z : NaN));
+    out.push(topClasses(probs, names, topK));
   }
   return out;
+}
+
+/** The topK classes of one row of probabilities, most probable first (ties: lower label first). */
+function topClasses(probs: ArrayLike<number>, names: string[], topK: number): ClassScore[] {
+  const scores = Array.from(probs, (p, y) => ({ label: y, name: names[y] ?? String(y), p }));
+  scores.sort((a, b) => b.p - a.p || a.label - b.label);
+  return scores.slice(0, Math.min(topK, scores.length));
 }

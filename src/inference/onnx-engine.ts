@@ -17,7 +17,7 @@ import {
   type CudaEnv,
   type Device,
 } from "./device.js";
-import { BaseEngine, chunkSets } from "./engine.js";
+import { BaseEngine } from "./engine.js";
 
 /** The graphs the engine needs, by their manifest names. */
 export const ONNX_GRAPHS = ["invariant", "invariant_set", "equivariant", "decoder"] as const;
@@ -175,28 +175,23 @@ export class OnnxEngine extends BaseEngine {
   }
 
   protected async runSet(x: Float32Array, sizes: number[]): Promise<Float32Array> {
-    const dv = this.config.dv;
-    const px = this.pixels;
-    const out = new Float32Array(sizes.length * dv);
-    const offsets: number[] = [];
-    sizes.reduce((o, s) => (offsets.push(o), o + s), 0);
-    for (const [a, b] of chunkSets(sizes)) {
-      const B = b - a;
-      const S = Math.max(...sizes.slice(a, b));
+    return this.embedSetChunks(x, sizes, async (chunk) => {
+      // invariant_set takes the sets padded to the largest, [B, S] images, with a mask of the real ones.
+      const px = this.pixels;
+      const B = chunk.sizes.length;
+      const S = Math.max(...chunk.sizes);
       const xs = new Float32Array(B * S * px);
       const mask = new Float32Array(B * S);
-      for (let i = a; i < b; i++) {
-        const row = (i - a) * S;
-        xs.set(x.subarray(offsets[i] * px, (offsets[i] + sizes[i]) * px), row * px);
-        mask.fill(1, row, row + sizes[i]);
-      }
+      chunk.sizes.forEach((size, i) => {
+        xs.set(chunk.x.subarray(chunk.starts[i] * px, (chunk.starts[i] + size) * px), i * S * px);
+        mask.fill(1, i * S, i * S + size);
+      });
       const r = await this.run("invariant_set", {
         x: this.images(xs, [B, S]),
         mask: new ort.Tensor("float32", mask, [B, S]),
       });
-      out.set(r.v.data as Float32Array, a * dv);
-    }
-    return out;
+      return r.v.data as Float32Array;
+    });
   }
 
   protected async runEquivariant(

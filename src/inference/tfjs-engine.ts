@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { ExportManifest } from "../checkpoint/index.js";
 import type { EquiVAE } from "../model/equivae.js";
 import { loadCheckpoint } from "../train/checkpoint.js";
-import { BaseEngine, chunkSets } from "./engine.js";
+import { BaseEngine } from "./engine.js";
 
 export interface TfjsEngineOptions {
   /** A TF.js backend to initialise first (tensorflow | wasm | cpu); default: keep the current one. */
@@ -67,28 +67,19 @@ export class TfjsEngine extends BaseEngine {
   }
 
   protected async runSet(x: Float32Array, sizes: number[]): Promise<Float32Array> {
-    const dv = this.config.dv;
-    const px = this.pixels;
-    const out = new Float32Array(sizes.length * dv);
-    const offsets: number[] = [];
-    sizes.reduce((o, s) => (offsets.push(o), o + s), 0);
-    for (const [a, b] of chunkSets(sizes)) {
-      const first = offsets[a];
-      const P = offsets[b - 1] + sizes[b - 1] - first;
-      const avg = new Float32Array((b - a) * P);
-      for (let i = a; i < b; i++)
-        avg.fill(1 / sizes[i], (i - a) * P + offsets[i] - first, (i - a) * P + offsets[i] + sizes[i] - first);
-      const v = await take(
+    return this.embedSetChunks(x, sizes, (chunk) => {
+      // setInvariant averages the chunk's images with a [sets, images] matrix of 1/size weights.
+      const n = chunk.x.length / this.pixels;
+      const avg = new Float32Array(chunk.sizes.length * n);
+      chunk.sizes.forEach((size, i) =>
+        avg.fill(1 / size, i * n + chunk.starts[i], i * n + chunk.starts[i] + size),
+      );
+      return take(
         tf.tidy(() =>
-          this.model.setInvariant(
-            this.images(x.subarray(first * px, (first + P) * px), P),
-            tf.tensor2d(avg, [b - a, P]),
-          ),
+          this.model.setInvariant(this.images(chunk.x, n), tf.tensor2d(avg, [chunk.sizes.length, n])),
         ),
       );
-      out.set(v, a * dv);
-    }
-    return out;
+    });
   }
 
   protected async runEquivariant(

@@ -1,6 +1,6 @@
 import type { EpochMetrics } from "../checkpoint/index.js";
 import { LINE_HEIGHT, textWidth } from "./font.js";
-import { Raster, type Rgb } from "./raster.js";
+import { FRAME, INK, Raster, type Rgb } from "./raster.js";
 
 const PANEL_W = 440;
 const PANEL_H = 280;
@@ -8,10 +8,8 @@ const MARGIN = 12;
 const HEADER_H = 40;
 const FONT = 2;
 
-const INK: Rgb = [30, 30, 30];
 const AXIS: Rgb = [40, 40, 40];
 const GRID: Rgb = [225, 225, 225];
-const FRAME: Rgb = [200, 200, 200];
 const MUTED: Rgb = [110, 110, 110];
 
 export interface CurvePanel {
@@ -78,10 +76,7 @@ export function epochTicks(eMin: number, eMax: number): number[] {
 
 function drawPanel(r: Raster, box: Rect, panel: CurvePanel, metrics: EpochMetrics[]): void {
   // Frame and title.
-  r.fillRect(box.x, box.y, box.w, 1, FRAME);
-  r.fillRect(box.x, box.y + box.h - 1, box.w, 1, FRAME);
-  r.fillRect(box.x, box.y, 1, box.h, FRAME);
-  r.fillRect(box.x + box.w - 1, box.y, 1, box.h, FRAME);
+  r.strokeRect(box.x, box.y, box.w, box.h, FRAME);
   r.text(box.x + box.w / 2, box.y + 10, panel.title, INK, FONT, "center");
 
   const left = box.x + 92;

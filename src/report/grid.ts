@@ -1,5 +1,5 @@
 import { GLYPH_HEIGHT, LINE_HEIGHT, textWidth } from "./font.js";
-import { Raster, type Rgb } from "./raster.js";
+import { INK, Raster, type Rgb } from "./raster.js";
 
 /** Nearest-neighbour upscaling of every image cell. */
 export const CELL_SCALE = 2;
@@ -12,7 +12,7 @@ const GAP_COLOUR: Rgb = [255, 255, 255];
 /** A cell that could not be computed (e.g. a class without a centroid). */
 const MISSING_COLOUR: Rgb = [160, 160, 160];
 /** Colour of labels and titles. */
-export const LABEL_INK: Rgb = [30, 30, 30];
+export const LABEL_INK = INK;
 /** Pixels around a label margin's text. */
 export const LABEL_PAD = 4;
 /** Most lines of one column label. */

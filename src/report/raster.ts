@@ -5,6 +5,9 @@ export type Rgb = readonly [number, number, number];
 
 export const WHITE: Rgb = [255, 255, 255];
 export const BLACK: Rgb = [0, 0, 0];
+/** The figures' text, and the frames around their plots. */
+export const INK: Rgb = [30, 30, 30];
+export const FRAME: Rgb = [200, 200, 200];
 
 /** An 8-bit RGB image with a few drawing primitives (no anti-aliasing: crisp and deterministic). */
 export class Raster {
@@ -51,6 +54,14 @@ export class Raster {
         this.data[o + 2] = c[2];
       }
     }
+  }
+
+  /** The rectangle's one-pixel outline. */
+  strokeRect(x: number, y: number, w: number, h: number, c: Rgb): void {
+    this.fillRect(x, y, w, 1, c);
+    this.fillRect(x, y + h - 1, w, 1, c);
+    this.fillRect(x, y, 1, h, c);
+    this.fillRect(x + w - 1, y, 1, h, c);
   }
 
   /** A straight line (Bresenham) with a square pen of `thickness` pixels. */

@@ -1,6 +1,6 @@
 import { GLYPH_HEIGHT, textWidth } from "./font.js";
 import { cutLabel } from "./grid.js";
-import { Raster, type Rgb } from "./raster.js";
+import { FRAME, INK, Raster, type Rgb } from "./raster.js";
 
 /** Side of the square plot area (pixels). */
 export const PLOT_SIZE = 560;
@@ -16,9 +16,6 @@ const LEGEND_ROW = 22;
 const LEGEND_PAD = 8;
 /** Widest class name in the legend (pixels); longer ones are cut. */
 const LEGEND_TEXT_MAX = 160;
-
-const INK: Rgb = [30, 30, 30];
-const FRAME: Rgb = [200, 200, 200];
 
 /**
  * Class colours, one per class in class order: Tableau's 10 (its grey replaced by navy, so every
@@ -156,10 +153,7 @@ export function renderScatter(
     "center",
   );
   const { plot } = layout;
-  r.fillRect(plot.x, plot.y, plot.w, 1, FRAME);
-  r.fillRect(plot.x, plot.y + plot.h - 1, plot.w, 1, FRAME);
-  r.fillRect(plot.x, plot.y, 1, plot.h, FRAME);
-  r.fillRect(plot.x + plot.w - 1, plot.y, 1, plot.h, FRAME);
+  r.strokeRect(plot.x, plot.y, plot.w, plot.h, FRAME);
 
   const n = labels.length;
   const keep = (i: number) =>

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { centroidDistances } from "../checkpoint/index.js";
 import type { ImageSet } from "../data/dataset.js";
 import { batchPixels } from "../data/dataset.js";
 import type { EquiVAE } from "../model/equivae.js";
@@ -36,26 +37,23 @@ export function centroidsFrom(v: Float32Array, labels: Int32Array, k: number, dv
 
 /** Index of the nearest centroid (squared Euclidean distance) for every embedding. */
 export function nearestCentroid(v: Float32Array, centroids: Float32Array, dv: number): Int32Array {
-  const n = v.length / dv;
-  const k = centroids.length / dv;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    let bestD = Infinity;
-    for (let y = 0; y < k; y++) {
-      let d = 0;
-      for (let j = 0; j < dv; j++) {
-        const t = v[i * dv + j] - centroids[y * dv + j];
-        d += t * t;
-      }
-      if (d < bestD) {
-        bestD = d;
-        best = y;
-      }
-    }
-    out[i] = best;
-  }
+  const out = new Int32Array(v.length / dv);
+  const d2 = new Float64Array(centroids.length / dv);
+  for (let i = 0; i < out.length; i++) out[i] = indexOfMin(centroidDistances(v, i, centroids, dv, d2));
   return out;
+}
+
+/** The index of the smallest value; never a NaN's (a class without training rows is never the nearest). */
+function indexOfMin(a: Float64Array): number {
+  let best = 0;
+  let min = Infinity;
+  for (let y = 0; y < a.length; y++) {
+    if (a[y] < min) {
+      min = a[y];
+      best = y;
+    }
+  }
+  return best;
 }
 
 /** Fraction of rows whose prediction differs from the label. */

@@ -16,13 +16,7 @@ export async function sha256File(path: string): Promise<string> {
 /** Writes `data` to `path` via a temporary file in the same directory, fsynced, then renamed. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  const fh = await fsp.open(tmp, "w");
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await writeFileSynced(tmp, data);
   await fsp.rename(tmp, path);
 }
 

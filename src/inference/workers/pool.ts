@@ -129,7 +129,8 @@ export class PooledEngine extends BaseEngine {
       ["workers", workers],
       ["threads", threads],
     ] as const)
-      if (!Number.isInteger(n) || n < 1) throw new InputError(`${name} must be a positive integer (got ${n})`);
+      if (!Number.isInteger(n) || n < 1)
+        throw new InputError(`${name} must be a positive integer (got ${n})`);
     const manifest = (await readManifest(dir)) as ExportManifest;
     if (!hasOnnxGraphs(manifest))
       throw new InputError(`${dir} has no ONNX graphs (run 'equivae export ${dir}' first)`);
