@@ -36,8 +36,9 @@ test("batchContexts: shared pools, never the target, uniform over D_y minus x", 
   for (let rep = 0; rep < 3000; rep++) {
     const targets = [0, 2, 4, 6, 8, 1, 3];
     const { rows, sets } = s.batchContexts(targets, labels, 3, 4, rng);
-    // Class 0 has 5 targets -> 2 pools of 4, class 1 has 2 targets -> 1 pool of 4.
-    assert.equal(rows.length, 12);
+    // Class 0 has 5 targets -> a pool of 4 shared by 4 and the lone fifth target's own 3 rows;
+    // class 1 has 2 targets -> 1 pool of 4.
+    assert.equal(rows.length, 11);
     sets.forEach((set, i) => {
       assert.equal(set.length, 3);
       for (const j of set) {
@@ -50,6 +51,32 @@ test("batchContexts: shared pools, never the target, uniform over D_y minus x", 
   // Target 0 draws from the 19 other even rows, each with probability 3/19.
   assert.equal(counts.size, 19);
   for (const [, c] of counts) assert.ok(Math.abs(c / 3000 - 3 / 19) < 0.04, `frequency ${c / 3000}`);
+});
+
+test("batchContexts at share 1: each target's n rows and nothing else go through f", () => {
+  const labels = Int32Array.from({ length: 60 }, (_, i) => i % 3);
+  const s = new ComplementarySampler(labels, names);
+  const rng = new Rng(5);
+  const counts = new Map<number, number>();
+  for (let rep = 0; rep < 3000; rep++) {
+    const targets = [0, 3, 6, 1, 4, 2];
+    const n = rng.int(1, 7);
+    const { rows, sets } = s.batchContexts(targets, labels, n, 1, rng);
+    assert.equal(rows.length, targets.length * n, "n rows per target, no spare pool member");
+    sets.forEach((set, i) => {
+      assert.equal(set.length, n);
+      assert.equal(new Set(set.map((j) => rows[j])).size, n, "distinct members");
+      for (const j of set) {
+        assert.notEqual(rows[j], targets[i], "target in its own context");
+        assert.equal(labels[rows[j]], labels[targets[i]]);
+      }
+    });
+    if (n === 1) counts.set(rows[sets[0][0]], (counts.get(rows[sets[0][0]]) ?? 0) + 1);
+  }
+  // With n = 1, target 0's one context member is uniform over the 19 other rows of class 0.
+  const draws = [...counts.values()].reduce((a, b) => a + b, 0);
+  assert.equal(counts.size, 19);
+  for (const [, c] of counts) assert.ok(Math.abs(c / draws - 1 / 19) < 0.035, `frequency ${c / draws}`);
 });
 
 test("averagingMatrix rows average their set", () => {

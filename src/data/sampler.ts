@@ -76,6 +76,15 @@ export class ComplementarySampler {
         const group = members.slice(s, s + Math.max(1, share));
         const pool = rng.sample(this.byClass[y], k + 1);
         const base = rows.length;
+        if (group.length === 1) {
+          // A lone target uses all the pool but one member: f need not run on that one (at share 1,
+          // n images per target instead of n + 1). The same draws as a shared group.
+          let skip = pool.indexOf(targets[group[0]]);
+          if (skip < 0) skip = rng.int(0, k);
+          pool.forEach((row, j) => j !== skip && rows.push(row));
+          sets[group[0]] = Array.from({ length: k }, (_, j) => base + j);
+          continue;
+        }
         rows.push(...pool);
         for (const ti of group) {
           let skip = pool.indexOf(targets[ti]);

@@ -5,7 +5,7 @@ import { validateConfig } from "../checkpoint/model-config.js";
 import { fromFile, type StandardisationFile } from "../checkpoint/standardisation.js";
 import { CLASSIFIER_UNITS, MAX_PARAMETERS, convSizes, type ModelConfig } from "./config.js";
 import { likelihoodFor, type Likelihood } from "./likelihood.js";
-import { Params, addDense, dense } from "./params.js";
+import { Params, addDense, biasRelu, dense } from "./params.js";
 
 /**
  * Parameter name prefixes, one per network. They are part of the checkpoint format
@@ -210,7 +210,7 @@ export class EquiVAE {
         c.strides[i],
         "same",
       );
-      h = tf.relu(tf.add(y, this.params.get(`${prefix}/conv${i}/bias`))) as tf.Tensor4D;
+      h = biasRelu(y, this.params.get(`${prefix}/conv${i}/bias`)) as tf.Tensor4D;
     });
     return dense(this.params, `${prefix}/dense`, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D, "relu");
   }
@@ -284,7 +284,7 @@ export class EquiVAE {
         c.strides[i],
         "same",
       );
-      h = tf.relu(tf.add(y, p.get(`${NETS.dec}/deconv${i}/bias`))) as tf.Tensor4D;
+      h = biasRelu(y, p.get(`${NETS.dec}/deconv${i}/bias`)) as tf.Tensor4D;
     }
     const out = tf.conv2d(h, p.get(`${NETS.dec}/out/kernel`) as tf.Tensor4D, c.strides[0], "same");
     return tf.add(out, p.get(`${NETS.dec}/out/bias`));

@@ -20,6 +20,7 @@ import {
   type LabelledSubset,
   type TrainState,
 } from "../checkpoint/index.js";
+import { FlatAdam } from "./flat-adam.js";
 import { loadCheckpoint, loadOptimizerState, saveCheckpoint } from "./checkpoint.js";
 import { centroidsFrom, embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
 import { classPrior, hideLabels, makeSemiStep, predictClassifier, selectLabelled } from "./semi.js";
@@ -199,7 +200,7 @@ export async function train(data: LabelledData, o: TrainOptions): Promise<TrainR
   let metrics: EpochMetrics[] = [];
   let command = o.command;
   const resumedWith: string[] = [];
-  const optimizer = tf.train.adam(o.learningRate);
+  const optimizer = new FlatAdam(o.learningRate);
 
   if (o.resume && existsSync(out)) {
     const m = await readManifest(out);
