@@ -5,7 +5,8 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { initBackend } from "../src/backend/index.js";
 import { loadIdxDataset } from "../src/data/mnist.js";
-import { readManifest } from "../src/checkpoint/index.js";
+import { readManifest, readMetrics, type ExportManifest } from "../src/checkpoint/index.js";
+import { onnxFiles } from "../src/export/onnx.js";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
 import { embedInvariant } from "../src/train/embedding.js";
 import { bestDirFor, train, type TrainOptions } from "../src/train/trainer.js";
@@ -28,6 +29,8 @@ const base: Omit<TrainOptions, "out" | "epochs" | "resume"> = {
   backend: "wasm",
   quiet: true,
   log: () => {},
+  // As `equivae train` does: the ONNX graphs from the weights in memory.
+  deriveFiles: (snapshot) => onnxFiles(snapshot),
 };
 
 before(async () => {
@@ -89,10 +92,7 @@ test("--resume continues from the last completed epoch and matches an uninterrup
   assert.ok(
     readFileSync(join(straight, "optimizer.bin")).equals(readFileSync(join(resumed, "optimizer.bin"))),
   );
-  const lines = readFileSync(join(resumed, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l));
+  const lines = await readMetrics(resumed);
   assert.deepEqual(
     lines.map((l) => [l.epoch, l.batchSize]),
     [
@@ -129,6 +129,48 @@ test("--resume continues from the last completed epoch and matches an uninterrup
   );
 });
 
+test("--ema-decay: the checkpoint serves the weight average, keeps the raw weights, and resumes exactly", async () => {
+  const root = tempDir();
+  const straight = join(root, "straight");
+  const resumed = join(root, "resumed");
+  const ema = { ...base, emaDecay: 0.9 };
+  (await train(data, { ...ema, out: straight, epochs: 2, resume: false })).model.dispose();
+  (await train(data, { ...ema, out: resumed, epochs: 1, resume: false })).model.dispose();
+  (await train(data, { ...ema, out: resumed, epochs: 2, resume: true })).model.dispose();
+  for (const f of ["weights.bin", "train-weights.bin", "optimizer.bin"]) {
+    assert.ok(
+      readFileSync(join(straight, f)).equals(readFileSync(join(resumed, f))),
+      `${f} differs after --resume`,
+    );
+  }
+  const average = readFileSync(join(straight, "weights.bin"));
+  assert.ok(
+    !average.equals(readFileSync(join(straight, "train-weights.bin"))),
+    "the average is the raw weights",
+  );
+  // The average is what the checkpoint's ONNX graphs are made from, and what its centroids embed.
+  const m = (await readManifest(straight)) as ExportManifest;
+  assert.equal(m.onnx?.weightsSha256, m.files["weights.bin"].sha256);
+  const ck = await loadCheckpoint(straight);
+  const v = embedInvariant(ck.model, data.train);
+  const y0 = Array.from(data.train.labels.keys()).filter((i) => data.train.labels[i] === 0);
+  const mean0 = Array.from({ length: 16 }, (_, d) => y0.reduce((a, i) => a + v[i * 16 + d], 0) / y0.length);
+  mean0.forEach((x, d) => assert.ok(Math.abs(x - ck.centroids.centroids[0][d]!) < 1e-4, `centroid 0[${d}]`));
+  ck.model.dispose();
+  const lines = await readMetrics(straight);
+  for (const l of lines)
+    assert.equal(typeof l.valCentroidErrorRaw, "number", "the raw weights' error is logged");
+  // Switching the average off (or on) on resume is refused.
+  await assert.rejects(
+    train(data, { ...base, out: resumed, epochs: 3, resume: true }),
+    /averages its weights \(--ema-decay 0.9\); resume it with the same --ema-decay/,
+  );
+  await assert.rejects(
+    train(data, { ...ema, emaDecay: 0.99, out: resumed, epochs: 3, resume: true }),
+    /--resume: emaDecay was 0.9 .* but is 0.99 now/,
+  );
+});
+
 test("a corrupt or missing checkpoint file is a clear error naming the file; an interrupted swap is recovered", async () => {
   const root = tempDir();
   const dir = join(root, "ck");
@@ -152,7 +194,7 @@ test("a corrupt or missing checkpoint file is a clear error naming the file; an 
 
 test("a semi-supervised run (--labels) resumes exactly, with q(y|x) and its labelled rows in the checkpoint", async () => {
   const small = loadIdxDataset("mnist", { dataDir: MNIST_DIR, trainSize: 160, valSize: 50 });
-  const semi = { ...base, dv: 8, dz: 8, nMax: 3, labels: 40, exportOnnx: false };
+  const semi = { ...base, dv: 8, dz: 8, nMax: 3, labels: 40, deriveFiles: undefined };
   const root = tempDir();
   const straight = join(root, "straight");
   const resumed = join(root, "resumed");
@@ -176,12 +218,9 @@ test("a semi-supervised run (--labels) resumes exactly, with q(y|x) and its labe
   assert.deepEqual(ck.centroids.counts, new Array(10).fill(4), "centroids come from the labelled rows only");
   assert.ok(m.files["labelled.json"]);
   ck.model.dispose();
-  const lines = readFileSync(join(resumed, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l));
+  const lines = await readMetrics(resumed);
   for (const l of lines)
-    for (const k of ["valCentroidError", "valClassifierError", "unlabelledU", "classificationLoss"])
+    for (const k of ["valCentroidError", "valClassifierError", "unlabelledU", "classificationLoss"] as const)
       assert.ok(Number.isFinite(l[k]), k);
   await assert.rejects(
     train(small, { ...semi, labels: undefined, out: resumed, epochs: 3, resume: true }),

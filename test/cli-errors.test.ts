@@ -96,12 +96,18 @@ test("a bad --labels budget is one clear line", () => {
   );
   const semi = (...extra: string[]) =>
     runCli(["train", "--data-dir", dir, "--out", join(tempDir(), "w"), "--labels", "20", ...extra]);
-  assertOneLineError(semi("--labelled-warmup-steps", "x"), /--labelled-warmup-steps must be an integer >= 0/);
+  assertOneLineError(
+    semi("--labelled-warmup-steps", "x"),
+    /--labelled-warmup-steps must be an integer of at least 0 \(got 'x'\)/,
+  );
   assertOneLineError(
     runCli(["train", "--data-dir", dir, "--out", join(tempDir(), "u"), "--unlabelled-context", "all"]),
     /--unlabelled-context needs --labels N/,
   );
-  assertOneLineError(semi("--unlabelled-context", "0"), /--unlabelled-context must be an integer >= 1/);
+  assertOneLineError(
+    semi("--unlabelled-context", "0"),
+    /--unlabelled-context must be an integer of at least 1 \(got '0'\)/,
+  );
   // 9s are rare: 3 per class is more than class 9 has.
   const skewed = dataset(5100, (i) => (i >= 5000 && i < 5002 ? 9 : i % 9));
   assertOneLineError(

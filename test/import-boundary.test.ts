@@ -102,7 +102,9 @@ type Rule = (e: Edge) => string | undefined;
 /** The TF.js rules; each returns why the edge breaks it, or undefined. */
 const TF_RULES: Rule[] = [
   (e) => {
-    const dir = ["src/serve", "src/embed", "src/checkpoint", "src/imaging"].find((d) => inDir(e.from, d));
+    const dir = ["src/serve", "src/embed", "src/checkpoint", "src/imaging", "src/input"].find((d) =>
+      inDir(e.from, d),
+    );
     const h = heavy(e);
     return dir && h ? `${dir} must not import ${h}` : undefined;
   },
@@ -125,8 +127,23 @@ const TF_RULES: Rule[] = [
 /** The loaders and the batch embedder share image decoding with the server through src/imaging, not src/serve. */
 const SERVE_RULES: Rule[] = [
   (e) => {
-    const dir = ["src/data", "src/embed"].find((d) => inDir(e.from, d));
+    const dir = ["src/data", "src/embed", "src/input"].find((d) => inDir(e.from, d));
     return dir && inDir(e.target, "src/serve") ? `${dir} must not import src/serve` : undefined;
+  },
+];
+
+/**
+ * The CLI layer: only the dispatcher and the command modules import src/commands (libraries never
+ * reach up into it); training does not reach into exporting or serving (the CLI wires them together).
+ */
+const LAYER_RULES: Rule[] = [
+  (e) =>
+    inDir(e.target, "src/commands") && e.from !== "src/cli.ts" && !inDir(e.from, "src/commands")
+      ? "only src/cli.ts and src/commands import src/commands"
+      : undefined,
+  (e) => {
+    const dir = ["src/export", "src/serve"].find((d) => inDir(e.target, d));
+    return inDir(e.from, "src/train") && dir ? `src/train must not import ${dir}` : undefined;
   },
 ];
 
@@ -202,14 +219,44 @@ test("import rules: the parser sees static, type-only, re-export and dynamic spe
   );
 });
 
-test("import rules: serving, embed, checkpoint and imaging never import TF.js, src/train or src/model", () => {
+test("import rules: serving, embed, checkpoint, imaging and input never import TF.js, src/train or src/model", () => {
   assert.ok(ALL_EDGES.length > 100, `parsed only ${ALL_EDGES.length} imports under src/`);
   const bad = offences(ALL_EDGES);
   assert.deepEqual(bad, [], `import rules broken:\n  ${bad.join("\n  ")}`);
 });
 
-test("import rules: src/data and src/embed import nothing from src/serve", () => {
+test("import rules: src/data, src/embed and src/input import nothing from src/serve", () => {
   const bad = offences(ALL_EDGES, SERVE_RULES);
+  assert.deepEqual(bad, [], `import rules broken:\n  ${bad.join("\n  ")}`);
+});
+
+test("import rules: src/commands is imported only by the CLI; src/train imports neither src/export nor src/serve", () => {
+  const fake = (from: string, target: string): Edge => ({
+    from,
+    specifier: target,
+    target,
+    typeOnly: false,
+    dynamic: true,
+  });
+  assert.equal(
+    offences(
+      [
+        fake("src/serve/command.ts", "src/commands/flags.ts"),
+        fake("src/train/trainer.ts", "src/export/onnx.ts"),
+        fake("src/train/evaluate.ts", "src/serve/config.ts"),
+      ],
+      LAYER_RULES,
+    ).length,
+    3,
+  );
+  assert.deepEqual(
+    offences(
+      [fake("src/cli.ts", "src/commands/index.ts"), fake("src/commands/train.ts", "src/train/trainer.ts")],
+      LAYER_RULES,
+    ),
+    [],
+  );
+  const bad = offences(ALL_EDGES, LAYER_RULES);
   assert.deepEqual(bad, [], `import rules broken:\n  ${bad.join("\n  ")}`);
 });
 
@@ -220,8 +267,9 @@ test("import rules: nothing TF.js is reachable from serving and embed (transitiv
   for (const e of ALL_EDGES) byFile.set(e.from, [...(byFile.get(e.from) ?? []), e]);
   const roots = [...byFile.keys()].filter(
     (f) =>
-      ["src/serve", "src/embed", "src/checkpoint", "src/imaging", "src/inference"].some((d) => inDir(f, d)) &&
-      f !== TFJS_ENGINE,
+      ["src/serve", "src/embed", "src/checkpoint", "src/imaging", "src/input", "src/inference"].some((d) =>
+        inDir(f, d),
+      ) && f !== TFJS_ENGINE,
   );
   const bad: string[] = [];
   for (const root of roots) {
@@ -373,6 +421,31 @@ console.log(JSON.stringify({ status: res.status, kind: engine.kind, body: JSON.p
     `hook did not see onnxruntime-node:\n${embed.modules.join("\n")}`,
   );
   assert.deepEqual(tfModules(embed), [], "embed --engine onnx loaded TF.js");
+});
+
+test("run time: --help of the CLI and of every command, and serve's start-up checks, never load @tensorflow", async () => {
+  const dir = tempDir("equivae-boundary-");
+  writeHook(dir);
+  const { COMMANDS } = await import("../src/commands/index.js");
+  const helps = [["--help"], ...COMMANDS.map((c) => [...c.name.split(" "), "--help"])];
+  for (const args of helps) {
+    const t = traced(dir, args.join("-"), [CLI, ...args]);
+    assert.equal(t.code, 0, describe(t));
+    assert.ok(
+      t.modules.some((l) => l.includes("dist/src/util/flags.js")),
+      `hook did not see the CLI:\n${t.modules.join("\n")}`,
+    );
+    assert.deepEqual(tfModules(t), [], `equivae ${args.join(" ")} loaded TF.js`);
+  }
+  // The real serve command as far as its model check: its whole module graph loads, then it stops.
+  const serve = traced(dir, "serve-cli", [CLI, "serve", "--model-dir", join(dir, "none"), "--port", "0"]);
+  assert.equal(serve.code, 2, describe(serve));
+  assert.match(serve.stderr, /--model-dir .*none: not a folder/);
+  assert.ok(
+    serve.modules.some((l) => l.includes("dist/src/serve/server.js")),
+    "serve's modules did not load",
+  );
+  assert.deepEqual(tfModules(serve), [], "equivae serve loaded TF.js");
 });
 
 test("run time: the hook does see @tensorflow when the TF.js engine is loaded", () => {

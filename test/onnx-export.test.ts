@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { initBackend } from "../src/backend/index.js";
 import { batchPixels, range } from "../src/data/dataset.js";
 import { loadIdxDataset } from "../src/data/mnist.js";
-import { exportOnnx } from "../src/export/onnx.js";
+import { exportOnnx, onnxFiles } from "../src/export/onnx.js";
 import { readManifest, type ExportManifest } from "../src/checkpoint/index.js";
 import { defaultConfig } from "../src/model/config.js";
 import { EquiVAE } from "../src/model/equivae.js";
@@ -58,7 +58,6 @@ before(async () => {
     command: "test",
     backend: "wasm",
     // A checkpoint without graphs (as made before training exported them), exported below.
-    exportOnnx: false,
     quiet: true,
     log: () => {},
   });
@@ -486,6 +485,7 @@ test("a semi-supervised checkpoint carries classifier.onnx: q(y|x) agrees with T
     labels: 40,
     quiet: true,
     log: () => {},
+    deriveFiles: (snapshot) => onnxFiles(snapshot),
   });
   r.model.dispose();
   const m = (await readManifest(semiDir)) as ExportManifest;

@@ -117,7 +117,6 @@ for (const seed of SEEDS) {
         labels: LABELS,
         labelledWarmupSteps: WARMUP,
         unlabelledContext: "all",
-        exportOnnx: false,
         keepBest: false,
         quiet: true,
         log: (l) => console.log(`  seed ${seed}: ${l}`),

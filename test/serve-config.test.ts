@@ -4,9 +4,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseServeConfig, serveFlagsMarkdown, serveUsage } from "../src/serve/command.js";
+import { command as serveCommand } from "../src/commands/serve.js";
+import { parseServeConfig } from "../src/serve/command.js";
 import { DEFAULT_LIMITS, SERVE_FLAGS, SERVE_NODE_FLAGS } from "../src/serve/config.js";
 import { InputError } from "../src/util/errors.js";
+import { flagsMarkdown, usageText } from "../src/util/flags.js";
 import { runCli } from "./helpers/cli.js";
 import { ROOT } from "./helpers/paths.js";
 
@@ -41,10 +43,11 @@ test("defaults, environment twins and flags, in that order of precedence", () =>
 
 test("bad values are one clear InputError naming the flag and its twin", () => {
   const bad: Array<[string[], Record<string, string>, RegExp]> = [
-    [["--workers", "0"], {}, /--workers \(\$EQUIVAE_WORKERS\) must be an integer >= 1 \(got '0'\)/],
+    [["--workers", "0"], {}, /--workers \(\$EQUIVAE_WORKERS\) must be an integer of at least 1 \(got '0'\)/],
     [[], { EQUIVAE_MAX_PIXELS: "lots" }, /--max-pixels \(\$EQUIVAE_MAX_PIXELS\)/],
-    [["--drain-secs=-1"], {}, /--drain-secs .* >= 0/],
-    [["--engine", "gpu"], {}, /unknown engine 'gpu'/],
+    [["--drain-secs=-1"], {}, /--drain-secs .* of at least 0/],
+    [["--engine", "gpu"], {}, /--engine \(\$EQUIVAE_ENGINE\) must be auto, onnx or tfjs \(got 'gpu'\)/],
+    [[], { EQUIVAE_ENGINE: "gpu" }, /--engine \(\$EQUIVAE_ENGINE\) must be auto, onnx or tfjs/],
     [["--max-request-pixels", "10"], {}, /--max-request-pixels must be at least --max-pixels/],
     [["--nope"], {}, /Unknown option '--nope'/],
   ];
@@ -56,15 +59,21 @@ test("bad values are one clear InputError naming the flag and its twin", () => {
 });
 
 test("--help and the README's flag table are generated from the one table", () => {
-  const help = serveUsage();
-  for (const f of SERVE_FLAGS) assert.match(help, new RegExp(`--${f.flag} .*\\$${f.env}`));
+  const help = usageText(serveCommand);
+  // Each flag's lines (its help may wrap) name its environment twin.
+  const blocks = help.split(/\n(?= {2}--)/);
+  for (const f of SERVE_FLAGS)
+    assert.ok(
+      blocks.some((b) => b.startsWith(`  --${f.flag} `) && b.includes(`$${f.env}`)),
+      `--${f.flag}'s help does not name $${f.env}`,
+    );
   const r = runCli(["serve", "--help"]);
   assert.equal(r.code, 0);
   assert.equal(r.stdout.trim(), help.trim());
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
   assert.ok(
-    readme.includes(serveFlagsMarkdown()),
-    `README.md's serve flag table is stale; it should read:\n${serveFlagsMarkdown()}`,
+    readme.includes(flagsMarkdown(SERVE_FLAGS)),
+    `README.md's serve flag table is stale; it should read:\n${flagsMarkdown(SERVE_FLAGS)}`,
   );
 });
 

@@ -21,6 +21,12 @@ export const FILES = {
   labelled: "labelled.json",
   /** Models with config.standardise: per-pixel mean and std of the training split. */
   standardisation: "standardisation.json",
+  /**
+   * Runs with --ema-decay only: the raw weights the optimizer steps (weights.bin holds their moving
+   * average, which evaluation, serving and the ONNX graphs use); --resume continues from these.
+   */
+  trainWeightsSpec: "train-weights.json",
+  trainWeights: "train-weights.bin",
 } as const;
 
 /**
@@ -50,6 +56,12 @@ export interface EpochMetrics {
   valCentroidError: number;
   /** Semi-supervised runs: q(y | x)'s error on the validation split (dropout off). */
   valClassifierError?: number;
+  /**
+   * Runs with --ema-decay: the same errors for the raw weights (the ones above are the average's,
+   * the weights the checkpoint holds).
+   */
+  valCentroidErrorRaw?: number;
+  valClassifierErrorRaw?: number;
   /** Semi-supervised runs: mean U(x) over the unlabelled examples, and mean -log q(y | x) over the labelled. */
   unlabelledU?: number;
   classificationLoss?: number;

@@ -24,6 +24,7 @@ export {
 export { centroidDistances, centroidMatrix, readCentroids } from "./centroids.js";
 export { readManifest, recordEvaluation, recordOnnxExport } from "./manifest.js";
 export { readMetrics } from "./metrics.js";
+export type { DeriveFiles, DerivedFiles, ModelSnapshot, WeightValue } from "./snapshot.js";
 export { validateConfig, type GaussianScale, type LikelihoodName, type ModelConfig } from "./model-config.js";
 export {
   fromFile,

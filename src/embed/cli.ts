@@ -1,21 +1,13 @@
-/** The `equivae embed` command: plan (cheap checks first), load the engine, run, summarise. */
+/** The `equivae embed` command's work: plan (cheap checks first), load the engine, run, summarise. */
 import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { parseDevice } from "../inference/device.js";
+import type { Device } from "../inference/device.js";
 import { loadEngine } from "../inference/index.js";
+import type { EngineChoice } from "../util/defaults.js";
 import { parseWhat, planEmbed, runEmbed, summaryLine, type EmbedResult } from "./run.js";
-import { parseShard } from "./shard.js";
+import type { Shard } from "./shard.js";
 
-/** The shipped default model (this file is dist/src/embed/cli.js once compiled). */
-export const DEFAULT_MODEL = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "..",
-  "models",
-  "mnist",
-);
+/** The tests' name for the shipped default model. */
+export { DEFAULT_MODEL_DIR as DEFAULT_MODEL } from "../util/defaults.js";
 
 export interface EmbedCommand {
   input: string;
@@ -25,17 +17,17 @@ export interface EmbedCommand {
   what?: string;
   model: string;
   batchSize: number;
-  engine: "auto" | "onnx" | "tfjs";
+  engine: EngineChoice;
   threads?: number;
   /**
    * onnx: inference worker threads, one batch in flight each (default: the cores); the tfjs
    * engine runs on this thread.
    */
   workers?: number;
-  /** cpu (default) or cuda (ONNX Runtime's CUDA execution provider); checked before any work. */
-  device?: string;
-  /** `I/N`: embed only shard I of N (see shard.ts). */
-  shard?: string;
+  /** cpu (default) or cuda (ONNX Runtime's CUDA execution provider). */
+  device?: Device;
+  /** Embed only shard I of N (see shard.ts). */
+  shard?: Shard;
   resume: boolean;
   force: boolean;
   checkpointSeconds: number;
@@ -56,7 +48,6 @@ export function memoryStats(): { peakRssMiB: number; rssMiB: number } {
 }
 
 export async function embedCommand(c: EmbedCommand): Promise<EmbedResult> {
-  const device = parseDevice(c.device, "--device ($EQUIVAE_DEVICE)");
   const what = c.what === undefined ? undefined : parseWhat(c.what);
   const opts = {
     input: c.input,
@@ -65,7 +56,7 @@ export async function embedCommand(c: EmbedCommand): Promise<EmbedResult> {
     outputFormat: c.outputFormat,
     what,
     batchSize: c.batchSize,
-    shard: c.shard === undefined ? undefined : parseShard(c.shard),
+    shard: c.shard,
     resume: c.resume,
     force: c.force,
     checkpointSeconds: c.checkpointSeconds,
@@ -77,7 +68,12 @@ export async function embedCommand(c: EmbedCommand): Promise<EmbedResult> {
     const { defaultWorkers } = await import("../inference/workers/pool.js");
     workers = c.workers ?? defaultWorkers();
   }
-  const engine = await loadEngine(c.model, { engine: c.engine, threads: c.threads, workers, device });
+  const engine = await loadEngine(c.model, {
+    engine: c.engine,
+    threads: c.threads,
+    workers,
+    device: c.device,
+  });
   let r: EmbedResult;
   try {
     r = await runEmbed(plan, engine, opts);

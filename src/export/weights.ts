@@ -1,7 +1,7 @@
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { InputError } from "../util/errors.js";
-import { FILES } from "../checkpoint/index.js";
+import { FILES, type WeightValue } from "../checkpoint/index.js";
 
 interface WeightSpec {
   name: string;
@@ -10,8 +10,8 @@ interface WeightSpec {
 }
 
 /**
- * The checkpoint's TF.js weights read straight from weights.json + weights.bin, without a
- * TF.js backend. `get` checks the shape each graph builder expects, so a builder that drifts
+ * A model's weights by name (read from a checkpoint's weights.json + weights.bin without a TF.js
+ * backend, or handed over in memory by the trainer). `get` checks the shape each graph builder expects, so a builder that drifts
  * from the model's architecture fails loudly; `unused` lists weights no builder asked for.
  */
 export class WeightStore {
@@ -19,39 +19,12 @@ export class WeightStore {
 
   private constructor(
     private readonly path: string,
-    private readonly values: Map<string, { shape: number[]; data: Float32Array }>,
+    private readonly values: Map<string, WeightValue>,
   ) {}
 
-  static async read(dir: string): Promise<WeightStore> {
-    const specPath = join(dir, FILES.weightsSpec);
-    const binPath = join(dir, FILES.weights);
-    let specs: WeightSpec[];
-    try {
-      const j = JSON.parse(await fsp.readFile(specPath, "utf8")) as Array<{ weights: WeightSpec[] }>;
-      specs = j[0].weights;
-      if (!Array.isArray(specs)) throw new Error("no weights list");
-    } catch (e) {
-      throw new InputError(`${specPath}: unreadable weight spec (${(e as Error).message})`);
-    }
-    const buf = await fsp.readFile(binPath);
-    const values = new Map<string, { shape: number[]; data: Float32Array }>();
-    let offset = 0;
-    for (const s of specs) {
-      if (s.dtype !== "float32") throw new InputError(`${specPath}: ${s.name} is ${s.dtype}, not float32`);
-      const size = s.shape.reduce((a, b) => a * b, 1);
-      if (offset + size * 4 > buf.byteLength) {
-        throw new InputError(`${binPath}: too short for its spec (${buf.byteLength} bytes)`);
-      }
-      // Copy: the Buffer may share a pool, and Float32Array needs 4-byte alignment.
-      const data = new Float32Array(size);
-      new Uint8Array(data.buffer).set(buf.subarray(offset, offset + size * 4));
-      values.set(s.name, { shape: s.shape, data });
-      offset += size * 4;
-    }
-    if (offset !== buf.byteLength) {
-      throw new InputError(`${binPath}: holds ${buf.byteLength} bytes but its spec describes ${offset}`);
-    }
-    return new WeightStore(binPath, values);
+  /** A store over weights already in memory; `label` names them in errors. */
+  static of(label: string, values: Map<string, WeightValue>): WeightStore {
+    return new WeightStore(label, values);
   }
 
   get(name: string, shape: number[]): Float32Array {
@@ -67,4 +40,37 @@ export class WeightStore {
   unused(): string[] {
     return [...this.values.keys()].filter((k) => !this.used.has(k));
   }
+}
+
+/** A checkpoint's weights.json + weights.bin as float32 values, without a TF.js backend. */
+export async function readWeightValues(dir: string): Promise<Map<string, WeightValue>> {
+  const specPath = join(dir, FILES.weightsSpec);
+  const binPath = join(dir, FILES.weights);
+  let specs: WeightSpec[];
+  try {
+    const j = JSON.parse(await fsp.readFile(specPath, "utf8")) as Array<{ weights: WeightSpec[] }>;
+    specs = j[0].weights;
+    if (!Array.isArray(specs)) throw new Error("no weights list");
+  } catch (e) {
+    throw new InputError(`${specPath}: unreadable weight spec (${(e as Error).message})`);
+  }
+  const buf = await fsp.readFile(binPath);
+  const values = new Map<string, WeightValue>();
+  let offset = 0;
+  for (const s of specs) {
+    if (s.dtype !== "float32") throw new InputError(`${specPath}: ${s.name} is ${s.dtype}, not float32`);
+    const size = s.shape.reduce((a, b) => a * b, 1);
+    if (offset + size * 4 > buf.byteLength) {
+      throw new InputError(`${binPath}: too short for its spec (${buf.byteLength} bytes)`);
+    }
+    // Copy: the Buffer may share a pool, and Float32Array needs 4-byte alignment.
+    const data = new Float32Array(size);
+    new Uint8Array(data.buffer).set(buf.subarray(offset, offset + size * 4));
+    values.set(s.name, { shape: s.shape, data });
+    offset += size * 4;
+  }
+  if (offset !== buf.byteLength) {
+    throw new InputError(`${binPath}: holds ${buf.byteLength} bytes but its spec describes ${offset}`);
+  }
+  return values;
 }

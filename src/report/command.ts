@@ -1,11 +1,10 @@
 import { promises as fsp } from "node:fs";
 import { basename, isAbsolute, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import type { ImageSet } from "../data/dataset.js";
 import type { Engine } from "../inference/index.js";
 import { readMetrics } from "../checkpoint/index.js";
 import { errorMessage, InputError } from "../util/errors.js";
-import { klPerDim, manifestZActivity, mostActiveDims } from "./activity.js";
+import { runCommand, type CommandSpec, type FlagSpec, type FlagValues } from "../util/flags.js";
 import { renderCurves } from "./curves.js";
 import {
   embedPoints,
@@ -35,40 +34,6 @@ export const REPORT_SPLITS: readonly ReportSplit[] = ["validation", "test"];
 export const DEFAULT_UMAP_POINTS = 2000;
 /** Fewest images UMAP runs on. */
 export const MIN_UMAP_POINTS = 3;
-
-export const REPORT_USAGE = `equivae report <checkpoint> [options]
-
-  Draws pictures of a trained model as PNG files in --out, and an index.html that shows them all:
-    <prefix>-samples.png         z ~ N(0, I) decoded with each class centroid: a column per class
-                                 (labelled with its name), a row per z (the same z along a row)
-    <prefix>-interpolation.png   a row per class: two images at the ends, z moved linearly between
-                                 theirs, decoded with the class centroid
-    <prefix>-style-transfer.png  a row per image (labelled with its class): the image, then its z
-                                 decoded with every class centroid (columns labelled)
-    <prefix>-umap-v.png          UMAP of v of --umap-points images, coloured by class, with a legend
-    <prefix>-umap-z.png          the same for z (mu of q(z | x, v)): v separates the classes, z should not
-    <prefix>-z-grid.png          v fixed to a class centroid (--z-class), z = 0 except the two most
-                                 active z dimensions, each from -2 to 2 (the manifest's zActivity when
-                                 it is there, else the largest mean KL on the images)
-    <prefix>-curves.png          -ELBO, reconstruction, KL and validation centroid error per epoch
-                                 (from the checkpoint's metrics.jsonl)
-    index.html                   every picture above with a caption (replaced by each report into --out)
-  Real images come from --split. Without the dataset only the samples, the curves and (with the
-  manifest's zActivity) the z-grid are drawn.
-
-  --out DIR                 output directory (default: docs/figures)
-  --data-dir DIR            where the dataset's files are (default: $EQUIVAE_DATA_DIR, else as in training)
-  --split NAME              validation | test: the images of the pictures (default: validation)
-  --umap-points N           images in the UMAP pictures, seeded random ones of the split; also those the
-                            KL per z dimension is measured on without zActivity (default: ${DEFAULT_UMAP_POINTS})
-  --z-class NAME            the class whose centroid the z-grid decodes with: a class name, else an index
-                            (default: the first class with a centroid)
-  --seed N                  seed for the sampled z, the chosen images and UMAP (default: 1)
-  --prefix NAME             file name prefix (default: the checkpoint's dataset name)`;
-
-const USAGE_LINE =
-  "usage: equivae report <checkpoint> [--out DIR] [--data-dir DIR] [--split validation|test] " +
-  "[--umap-points N] [--z-class NAME] [--seed N] [--prefix NAME]";
 
 export interface ReportOptions {
   out: string;
@@ -102,68 +67,98 @@ export interface ReportResult {
   zGrid?: { class: number; dims: [number, number]; from: "manifest" | "computed" };
 }
 
-function parse(argv: string[]) {
-  try {
-    return parseArgs({
-      args: argv,
-      options: {
-        out: { type: "string" },
-        "data-dir": { type: "string" },
-        split: { type: "string" },
-        "umap-points": { type: "string" },
-        "z-class": { type: "string" },
-        seed: { type: "string" },
-        prefix: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (e) {
-    throw new InputError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
-  }
-}
+export const REPORT_FLAGS = [
+  { flag: "out", kind: "string", arg: "DIR", dflt: join("docs", "figures"), help: "output directory" },
+  {
+    flag: "data-dir",
+    kind: "string",
+    arg: "DIR",
+    dfltText: "$EQUIVAE_DATA_DIR, else as in training",
+    help:
+      "where the dataset's files are; without them only the samples, the curves and (with the manifest's " +
+      "zActivity) the z-grid are drawn",
+  },
+  {
+    flag: "split",
+    kind: "enum",
+    choices: REPORT_SPLITS,
+    arg: "NAME",
+    dflt: "validation",
+    help: "validation or test: the real images, the UMAP points and the measured KL",
+  },
+  {
+    flag: "umap-points",
+    kind: "int",
+    min: MIN_UMAP_POINTS,
+    dflt: DEFAULT_UMAP_POINTS,
+    help:
+      "images in the UMAP pictures (two UMAPs of 2,000 points: ~3 s each), seeded random ones of the " +
+      "split; also those the KL per z dimension is measured on without zActivity",
+  },
+  {
+    flag: "z-class",
+    kind: "string",
+    arg: "NAME",
+    dfltText: "the first class with a centroid",
+    help: "the class whose centroid the z-grid decodes with: a class name, else an index",
+  },
+  {
+    flag: "seed",
+    kind: "int",
+    min: 0,
+    max: 0xffffffff,
+    dflt: 1,
+    help: "the sampled z, the chosen images, the UMAP points and UMAP's own random draws",
+  },
+  {
+    flag: "prefix",
+    kind: "string",
+    arg: "NAME",
+    dfltText: "the checkpoint's dataset name",
+    help: "file name prefix",
+  },
+] as const satisfies readonly FlagSpec[];
 
-/** `equivae report <checkpoint> [--out DIR] [--data-dir DIR] [--split S] [--umap-points N] [--z-class C] [--seed N] [--prefix NAME]` */
-export async function cmdReport(argv: string[]): Promise<void> {
-  const { values: v, positionals } = parse(argv);
-  if (v.help) return void console.log(REPORT_USAGE);
-  if (positionals.length !== 1) throw new InputError(USAGE_LINE);
-  let seed = 1;
-  if (v.seed !== undefined) {
-    seed = Number(v.seed);
-    if (!/^\d+$/.test(v.seed) || !Number.isSafeInteger(seed) || seed > 0xffffffff) {
-      throw new InputError(`--seed must be an integer from 0 to 4294967295 (got '${v.seed}')`);
-    }
-  }
-  if (v.out === "") throw new InputError("--out must not be empty");
-  const split = v.split ?? "validation";
-  if (!(REPORT_SPLITS as readonly string[]).includes(split)) {
-    throw new InputError(`unknown split '${split}' (validation or test)`);
-  }
-  let umapPoints = DEFAULT_UMAP_POINTS;
-  if (v["umap-points"] !== undefined) {
-    umapPoints = Number(v["umap-points"]);
-    if (
-      !/^\d+$/.test(v["umap-points"]) ||
-      !Number.isSafeInteger(umapPoints) ||
-      umapPoints < MIN_UMAP_POINTS
-    ) {
-      throw new InputError(
-        `--umap-points must be an integer of at least ${MIN_UMAP_POINTS} (got '${v["umap-points"]}')`,
-      );
-    }
-  }
-  if (v["z-class"] === "") throw new InputError("--z-class must not be empty");
-  await writeReport(positionals[0], {
-    out: v.out ?? join("docs", "figures"),
-    dataDir: v["data-dir"],
-    seed,
-    prefix: v.prefix,
-    split: split as ReportSplit,
-    umapPoints,
-    zClass: v["z-class"],
-  });
+type ReportArgs = { values: FlagValues<typeof REPORT_FLAGS>; positionals: string[] };
+
+export const REPORT_COMMAND: CommandSpec<typeof REPORT_FLAGS> = {
+  name: "report",
+  usage: "equivae report <checkpoint> [options]",
+  intro: `  Draws pictures of a trained model as PNG files in --out, and an index.html that shows them all:
+    <prefix>-samples.png         z ~ N(0, I) decoded with each class centroid: a column per class
+                                 (labelled with its name), a row per z (the same z along a row)
+    <prefix>-interpolation.png   a row per class: two images at the ends, z moved linearly between
+                                 theirs, decoded with the class centroid
+    <prefix>-style-transfer.png  a row per image (labelled with its class): the image, then its z
+                                 decoded with every class centroid (columns labelled)
+    <prefix>-umap-v.png          UMAP of v of --umap-points images, coloured by class, with a legend
+    <prefix>-umap-z.png          the same for z (mu of q(z | x, v)): v separates the classes, z should not
+    <prefix>-z-grid.png          v fixed to a class centroid (--z-class), z = 0 except the two most
+                                 active z dimensions, each from -2 to 2 (the manifest's zActivity when
+                                 it is there, else the largest mean KL on the images)
+    <prefix>-curves.png          -ELBO, reconstruction, KL and validation centroid error per epoch
+                                 (from the checkpoint's metrics.jsonl)
+    index.html                   every picture above with a caption (replaced by each report into --out)
+  Real images come from --split. Without the dataset only the samples, the curves and (with the
+  manifest's zActivity) the z-grid are drawn.`,
+  flags: REPORT_FLAGS,
+  positionals: 1,
+  async run({ values: v, positionals }: ReportArgs) {
+    await writeReport(positionals[0], {
+      out: v.out,
+      dataDir: v["data-dir"],
+      seed: v.seed,
+      prefix: v.prefix,
+      split: v.split,
+      umapPoints: v["umap-points"],
+      zClass: v["z-class"],
+    });
+  },
+};
+
+/** `equivae report <checkpoint> [options]` (see REPORT_FLAGS). */
+export function cmdReport(argv: string[]): Promise<void> {
+  return runCommand(REPORT_COMMAND, argv);
 }
 
 /** A split of the checkpoint's dataset, or the reason it cannot be read. */
@@ -222,7 +217,7 @@ function listing(xs: string[]): string {
   return xs.length <= 1 ? xs.join("") : `${xs.slice(0, -1).join(", ")} and ${xs[xs.length - 1]}`;
 }
 
-/** Draws every picture of a checkpoint into opts.out (see REPORT_USAGE). */
+/** Draws every picture of a checkpoint into opts.out (see REPORT_COMMAND's intro). */
 export async function writeReport(checkpoint: string, opts: ReportOptions): Promise<ReportResult> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const dir = resolve(checkpoint);
@@ -235,6 +230,8 @@ export async function writeReport(checkpoint: string, opts: ReportOptions): Prom
     );
   }
   const { loadEngine } = await import("../inference/index.js");
+  // activity.js reaches TF.js (through src/train/z-activity.ts): not for --help.
+  const { klPerDim, manifestZActivity, mostActiveDims } = await import("./activity.js");
   // One thread: the pictures must not depend on how the work is split.
   const engine = await loadEngine(dir, { threads: 1 });
   try {

@@ -1,65 +1,21 @@
 /**
- * `equivae serve`: its flags come from one table (SERVE_FLAGS: flag, environment twin, default,
- * help), which also writes --help; a flag beats its environment variable, which beats the default.
+ * `equivae serve`: its configuration from one flag table (SERVE_FLAGS, src/serve/config.ts: flag,
+ * environment twin, default, help), parsed by src/util/flags.ts; then the models are checked and the
+ * server started. A flag beats its environment variable, which beats the default.
  */
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { loadEngine } from "../inference/index.js";
 import { defaultWorkers } from "../inference/workers/pool.js";
-import { cudaInstallProblem, parseDevice, type Device } from "../inference/device.js";
+import { cudaInstallProblem, type Device } from "../inference/device.js";
+import type { EngineChoice } from "../util/defaults.js";
 import { InputError, StartupError, errorMessage } from "../util/errors.js";
-import { DEFAULT_MODEL_DIR, LIMIT_FLAGS, SERVE_FLAGS, type FlagSpec, type Limits } from "./config.js";
+import { parseFlags, type FlagValues } from "../util/flags.js";
+import { DEFAULT_MODEL_DIR, LIMIT_FLAGS, SERVE_FLAGS, type Limits } from "./config.js";
 import { KeyStore, type MetricsAuth } from "./auth.js";
 import { parseOrigins } from "./cors.js";
 import { isDir, resolveVersion, type ModelSource } from "./models.js";
-import { createLogger, logFormat, logLevel, type LogFormat, type LogLevel } from "./request-log.js";
+import { createLogger, type LogFormat, type LogLevel } from "./request-log.js";
 import { startServer } from "./server.js";
-
-function defaultText(f: FlagSpec): string {
-  return f.dfltText ?? (f.dflt === undefined ? "" : String(f.dflt));
-}
-
-function argName(f: FlagSpec): string {
-  if (f.arg) return f.arg;
-  if (f.kind === "int") return "N";
-  if (f.flag === "engine") return "NAME";
-  if (f.flag === "default-model") return "ID";
-  return f.flag.includes("dir") || f.flag.includes("repository") ? "DIR" : "HOST";
-}
-
-/** --help, generated from SERVE_FLAGS. */
-export function serveUsage(): string {
-  const lines = SERVE_FLAGS.map((f) => {
-    const left = `  --${f.flag} ${argName(f)}`;
-    const d = defaultText(f);
-    const dflt = d === "" ? "" : `default: ${d}; `;
-    return `${left.padEnd(28)}${f.help} (${dflt}$${f.env})`;
-  });
-  return `equivae serve [options]
-
-${lines.join("\n")}
-
-  Decoding and inference run on --workers threads (onnx engine); this thread parses, admits,
-  batches and replies. SIGTERM / SIGINT: /readyz answers 503 for --drain-secs while requests are
-  still served, then the listener closes, in-flight requests finish, and the process exits 0.`;
-}
-
-type Values = Record<string, string | string[] | boolean | undefined>;
-
-/** A flag's value: the flag, else its environment twin, else undefined. */
-function raw(v: Values, env: NodeJS.ProcessEnv, f: FlagSpec): string | undefined {
-  const x = v[f.flag];
-  return typeof x === "string" ? x : env[f.env];
-}
-
-function intValue(f: FlagSpec, s: string | undefined): number | undefined {
-  if (s === undefined) return typeof f.dflt === "number" ? f.dflt : undefined;
-  const n = Number(s);
-  const min = f.min ?? 1;
-  if (s.trim() === "" || !Number.isInteger(n) || n < min)
-    throw new InputError(`--${f.flag} ($${f.env}) must be an integer >= ${min} (got '${s}')`);
-  return n;
-}
 
 export interface ServeConfig {
   /** One checkpoint (when no repository is given). */
@@ -70,7 +26,7 @@ export interface ServeConfig {
   port: number;
   host: string;
   adminPort?: number;
-  engine: "auto" | "onnx" | "tfjs";
+  engine: EngineChoice;
   /** cpu, or cuda: ONNX Runtime's CUDA execution provider. */
   device: Device;
   workers: number;
@@ -88,77 +44,48 @@ export interface ServeConfig {
   logFormat: LogFormat;
 }
 
-/** Parses argv and the environment into the server's configuration (InputError on a bad value). */
-export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeConfig | "help" {
-  let values: Values;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        ...Object.fromEntries(
-          SERVE_FLAGS.map((f) => [f.flag, { type: "string" as const, multiple: f.kind === "list" }]),
-        ),
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    }).values as Values;
-  } catch (e) {
-    throw new InputError(errorMessage(e).replace(/\. To specify a positional argument.*$/, ""));
-  }
-  if (values.help) return "help";
-  const get = (flag: string) => SERVE_FLAGS.find((f) => f.flag === flag)!;
-  const int = (flag: string) => intValue(get(flag), raw(values, env, get(flag)));
-  const str = (flag: string) => raw(values, env, get(flag)) ?? (get(flag).dflt as string | undefined);
-  const engine = str("engine");
-  if (engine !== "auto" && engine !== "onnx" && engine !== "tfjs")
-    throw new InputError(`unknown engine '${engine}' (choose auto, onnx or tfjs)`);
-  const device = parseDevice(str("device"), "--device ($EQUIVAE_DEVICE)");
-  if (device !== "cpu" && engine === "tfjs")
-    throw new InputError(`--device ${device} needs the onnx engine (not --engine tfjs)`);
-  const limits = Object.fromEntries(LIMIT_FLAGS.map((l) => [l.key, int(l.flag)!])) as unknown as Limits;
-  const repository = str("model-repository");
-  if (repository !== undefined && str("model-dir") !== undefined)
+/** The server's configuration from the parsed flags (InputError when they contradict each other). */
+export function serveConfigFrom(v: FlagValues<typeof SERVE_FLAGS>, env: NodeJS.ProcessEnv): ServeConfig {
+  if (v.device !== "cpu" && v.engine === "tfjs")
+    throw new InputError(`--device ${v.device} needs the onnx engine (not --engine tfjs)`);
+  const limits = Object.fromEntries(LIMIT_FLAGS.map((l) => [l.key, v[l.flag]])) as unknown as Limits;
+  const repository = v["model-repository"];
+  if (repository !== undefined && v["model-dir"] !== undefined)
     throw new InputError(
       "give --model-dir (one checkpoint) or --model-repository (a folder of models), not both",
     );
   if (limits.maxRequestPixels < limits.maxPixels)
     throw new InputError("--max-request-pixels must be at least --max-pixels");
-  /** A list flag: every --flag (each may hold commas), else its comma-separated twin. */
-  const list = (flag: string) => {
-    const x = values[flag];
-    const items = Array.isArray(x) ? x : (env[get(flag).env]?.split(",") ?? []);
-    return items
-      .flatMap((i) => i.split(","))
-      .map((i) => i.trim())
-      .filter((i) => i !== "");
-  };
-  const metricsAuth = str("metrics-auth");
-  if (metricsAuth !== "open" && metricsAuth !== "key")
-    throw new InputError(`--metrics-auth ($EQUIVAE_METRICS_AUTH) must be open or key (got '${metricsAuth}')`);
-  const apiKeyFile = str("api-key-file");
+  const apiKeyFile = v["api-key-file"];
   return {
-    modelDir: resolve(str("model-dir") ?? DEFAULT_MODEL_DIR),
+    modelDir: resolve(v["model-dir"] ?? DEFAULT_MODEL_DIR),
     modelRepository: repository === undefined ? undefined : resolve(repository),
-    defaultModel: str("default-model"),
-    pollSecs: int("poll-secs")!,
-    port: int("port")!,
-    host: str("host")!,
-    adminPort: int("admin-port"),
-    engine,
-    device,
-    workers: int("workers") ?? defaultWorkers(),
-    threads: int("threads")!,
-    maxBatchSize: int("max-batch-size")!,
-    maxBatchDelayUs: int("max-batch-delay-us")!,
-    drainSecs: int("drain-secs")!,
+    defaultModel: v["default-model"],
+    pollSecs: v["poll-secs"],
+    port: v.port,
+    host: v.host,
+    adminPort: v["admin-port"],
+    engine: v.engine,
+    device: v.device,
+    workers: v.workers ?? defaultWorkers(),
+    threads: v.threads,
+    maxBatchSize: v["max-batch-size"],
+    maxBatchDelayUs: v["max-batch-delay-us"],
+    drainSecs: v["drain-secs"],
     limits,
     apiKeyFile: apiKeyFile === undefined ? undefined : resolve(apiKeyFile),
     apiKeys: (env.EQUIVAE_API_KEYS ?? "").split(",").filter((k) => k.trim() !== ""),
-    metricsAuth,
-    corsOrigins: parseOrigins(list("cors-origin")),
-    logLevel: logLevel(str("log-level")!),
-    logFormat: logFormat(str("log-format")!),
+    metricsAuth: v["metrics-auth"],
+    corsOrigins: parseOrigins(v["cors-origin"]),
+    logLevel: v["log-level"],
+    logFormat: v["log-format"],
   };
+}
+
+/** Parses argv and the environment into the server's configuration (InputError on a bad value). */
+export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeConfig | "help" {
+  const args = parseFlags(SERVE_FLAGS, argv, { env, command: "serve" });
+  return args.help ? "help" : serveConfigFrom(args.values, env);
 }
 
 /** The models to serve, checked before anything listens (InputError: a one-line CLI error). */
@@ -185,9 +112,8 @@ function modelSource(cfg: ServeConfig): ModelSource {
   return { kind: "dir", dir: cfg.modelDir, load };
 }
 
-export async function serveCommand(argv: string[]): Promise<void> {
-  const cfg = parseServeConfig(argv);
-  if (cfg === "help") return void console.log(serveUsage());
+/** Checks the models and starts the server; resolves once it listens (it then runs until a signal). */
+export async function runServe(cfg: ServeConfig): Promise<void> {
   // A key file that cannot be used stops the start before any model loads.
   new KeyStore({ file: cfg.apiKeyFile, keys: cfg.apiKeys });
   // So does a CUDA provider that is not installed (CUDA itself is checked when the model loads).
@@ -220,14 +146,4 @@ export async function serveCommand(argv: string[]): Promise<void> {
     await srv.close(false);
     throw new StartupError(`cannot serve ${cfg.modelDir}: ${failure}`);
   }
-}
-
-/** The README's flag table of `serve` (a test keeps the README equal to it). */
-export function serveFlagsMarkdown(): string {
-  const rows = SERVE_FLAGS.map((f) => {
-    const arg = argName(f);
-    const dflt = defaultText(f);
-    return `| \`--${f.flag} ${arg}\` | \`${f.env}\` | ${dflt} | ${f.help} |`;
-  });
-  return ["| flag | env | default | meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
 }

@@ -1,11 +1,12 @@
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 import { MIN_IMAGE_SIDE } from "../imaging/index.js";
+import { DEFAULT_MODEL_DIR, ENGINES, PACKAGE_ROOT } from "../util/defaults.js";
+import type { FlagSpec } from "../util/flags.js";
+import { parseDevice } from "../inference/device.js";
+import type { MetricsAuth } from "./auth.js";
+import { logFormat, logLevel } from "./request-log.js";
 
-/** The package root (this file is dist/src/serve/config.js once compiled). */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-/** The shipped default model. */
-export const DEFAULT_MODEL_DIR = resolve(PACKAGE_ROOT, "models", "mnist");
+export { DEFAULT_MODEL_DIR };
 /** The API's source of truth, served at GET /openapi.yaml. */
 export const OPENAPI_PATH = resolve(PACKAGE_ROOT, "openapi.yaml");
 /** The demo page's static files (served at GET / and /demo/...; copied into the image as they are). */
@@ -40,31 +41,17 @@ export interface Limits {
   timeoutMs: number;
 }
 
-/**
- * One command-line flag of `serve`: its environment-variable twin, default, parser and help.
- * This table is the one source of `--help`, the README's flag table and /docs' limits.
- */
-export interface FlagSpec {
-  flag: string;
-  env: string;
-  /** The default value; undefined = none (optional), or one computed at start (see dfltText). */
-  dflt?: string | number;
-  /** How --help and the README show a default that is not a plain value. */
-  dfltText?: string;
-  help: string;
-  /** list: repeatable flag, comma-separated in its environment twin. */
-  kind: "int" | "string" | "list";
-  /** The value's name in --help and the README (default: from the flag's kind and name). */
-  arg?: string;
-  /** Smallest accepted value for int flags (default 1). */
-  min?: number;
-}
+/** --metrics-auth: open, or key (/metrics needs an API key too). */
+export const METRICS_AUTH_MODES = ["open", "key"] as const satisfies readonly MetricsAuth[];
 
-type LimitFlag = FlagSpec & { key: keyof Limits; dflt: number; kind: "int" };
+/** A flag of `serve`: every one has an environment twin (for containers). */
+export type ServeFlag = FlagSpec & { env: string };
+
+type LimitFlag = ServeFlag & { key: keyof Limits; dflt: number; kind: "int" };
 
 const MiB = 1024 * 1024;
 
-export const LIMIT_FLAGS: LimitFlag[] = [
+export const LIMIT_FLAGS = [
   {
     key: "maxBodyBytes",
     flag: "max-body-bytes",
@@ -129,18 +116,22 @@ export const LIMIT_FLAGS: LimitFlag[] = [
     kind: "int",
     help: "time from admission to the answer, ms (503 timeout after it)",
   },
-];
+] as const satisfies readonly LimitFlag[];
 
 export const DEFAULT_LIMITS: Limits = Object.fromEntries(
   LIMIT_FLAGS.map((l) => [l.key, l.dflt]),
 ) as unknown as Limits;
 
-/** Every flag of `serve`, in --help order. */
-export const SERVE_FLAGS: FlagSpec[] = [
+/**
+ * Every flag of `serve`, in --help order: the one source of its parsing (src/serve/command.ts),
+ * `--help`, the README's flag table and /docs' limits.
+ */
+export const SERVE_FLAGS = [
   {
     flag: "model-dir",
     env: "EQUIVAE_MODEL_DIR",
     kind: "string",
+    arg: "DIR",
     dfltText: "the shipped models/mnist",
     help: "one checkpoint to serve (its id: the folder name)",
   },
@@ -148,6 +139,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
     flag: "model-repository",
     env: "EQUIVAE_MODEL_REPOSITORY",
     kind: "string",
+    arg: "DIR",
     dfltText: "none",
     help: "serve every model of DIR: DIR/<id>/ a checkpoint, or DIR/<id>/<n>/ numbered versions",
   },
@@ -155,6 +147,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
     flag: "default-model",
     env: "EQUIVAE_DEFAULT_MODEL",
     kind: "string",
+    arg: "ID",
     dfltText: "the only or first model",
     help: "model id the unprefixed routes serve",
   },
@@ -167,7 +160,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
     help: "look for new or changed models every N s (0: only on SIGHUP or POST .../load)",
   },
   { flag: "port", env: "PORT", dflt: 8080, kind: "int", min: 0, help: "port" },
-  { flag: "host", env: "HOST", dflt: "0.0.0.0", kind: "string", help: "address to bind" },
+  { flag: "host", env: "HOST", dflt: "0.0.0.0", kind: "string", arg: "HOST", help: "address to bind" },
   {
     flag: "admin-port",
     env: "EQUIVAE_ADMIN_PORT",
@@ -176,7 +169,15 @@ export const SERVE_FLAGS: FlagSpec[] = [
     dfltText: "none",
     help: "also serve /healthz, /readyz and /metrics on this port",
   },
-  { flag: "engine", env: "EQUIVAE_ENGINE", dflt: "auto", kind: "string", help: "auto, onnx or tfjs" },
+  {
+    flag: "engine",
+    env: "EQUIVAE_ENGINE",
+    dflt: "auto",
+    kind: "enum",
+    choices: ENGINES,
+    arg: "NAME",
+    help: "auto, onnx or tfjs",
+  },
   {
     flag: "workers",
     env: "EQUIVAE_WORKERS",
@@ -196,6 +197,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
     env: "EQUIVAE_DEVICE",
     dflt: "cpu",
     kind: "string",
+    parse: parseDevice,
     arg: "DEVICE",
     help: "cpu, or cuda: ONNX Runtime's CUDA execution provider (onnx engine; README: GPU)",
   },
@@ -234,7 +236,8 @@ export const SERVE_FLAGS: FlagSpec[] = [
   {
     flag: "metrics-auth",
     env: "EQUIVAE_METRICS_AUTH",
-    kind: "string",
+    kind: "enum",
+    choices: METRICS_AUTH_MODES,
     arg: "MODE",
     dflt: "open",
     help: "open, or key: /metrics needs an API key too (when there are keys)",
@@ -251,6 +254,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
     flag: "log-level",
     env: "EQUIVAE_LOG_LEVEL",
     kind: "string",
+    parse: logLevel,
     arg: "LEVEL",
     dflt: "info",
     help: "fatal, error, warn, info (a line per request), debug or silent",
@@ -259,11 +263,12 @@ export const SERVE_FLAGS: FlagSpec[] = [
     flag: "log-format",
     env: "EQUIVAE_LOG_FORMAT",
     kind: "string",
+    parse: logFormat,
     arg: "FORMAT",
     dflt: "json",
     help: "json (one JSON line per event, on stdout) or pretty",
   },
-];
+] as const satisfies readonly ServeFlag[];
 
 export interface ServeOptions {
   limits?: Partial<Limits>;
