@@ -83,13 +83,7 @@ function conv(
   [h, w]: [number, number],
 ): string {
   const k = ctx.cfg.kernel;
-  const hwio = [k, k, inC, outC];
-  const W = b.float(
-    `${name}/kernel`,
-    [outC, inC, k, k],
-    permute(ctx.w.get(`${name}/kernel`, hwio), hwio, HWIO_TO_OIHW),
-  );
-  const B = b.float(`${name}/bias`, [outC], ctx.w.get(`${name}/bias`, [outC]));
+  const [W, B] = convParams(b, ctx, name, [k, k, inC, outC], [outC, inC, k, k], HWIO_TO_OIHW, outC);
   const ph = samePads(h, stride, k);
   const pw = samePads(w, stride, k);
   return b.op("Conv", [x, W, B], {
@@ -99,6 +93,26 @@ function conv(
     dilations: [1, 1],
     group: 1,
   });
+}
+
+/**
+ * A conv layer's kernel, moved from TF.js's layout (`tfShape`) to ONNX's (`onnxShape`) by `perm`,
+ * and its bias ([outC]), as graph initialisers.
+ */
+function convParams(
+  b: GraphBuilder,
+  ctx: ExportContext,
+  name: string,
+  tfShape: number[],
+  onnxShape: number[],
+  perm: number[],
+  outC: number,
+): [string, string] {
+  const kernel = permute(ctx.w.get(`${name}/kernel`, tfShape), tfShape, perm);
+  return [
+    b.float(`${name}/kernel`, onnxShape, kernel),
+    b.float(`${name}/bias`, [outC], ctx.w.get(`${name}/bias`, [outC])),
+  ];
 }
 
 /**
@@ -119,13 +133,7 @@ function convTranspose(
   [oh, ow]: [number, number],
 ): string {
   const k = ctx.cfg.kernel;
-  const tfShape = [k, k, outC, inC];
-  const W = b.float(
-    `${name}/kernel`,
-    [inC, outC, k, k],
-    permute(ctx.w.get(`${name}/kernel`, tfShape), tfShape, TF_TRANSPOSED_TO_ONNX),
-  );
-  const B = b.float(`${name}/bias`, [outC], ctx.w.get(`${name}/bias`, [outC]));
+  const [W, B] = convParams(b, ctx, name, [k, k, outC, inC], [inC, outC, k, k], TF_TRANSPOSED_TO_ONNX, outC);
   const ph = samePads(oh, stride, k);
   const pw = samePads(ow, stride, k);
   if (Math.ceil(oh / stride) !== ih || Math.ceil(ow / stride) !== iw) {
