@@ -11,7 +11,7 @@ export const EMBED_FLAGS = [
     kind: "string",
     arg: "PATH",
     required: true,
-    help: "IDX file (.gz or raw), directory of PNG/JPEG (recursive), or NDJSON",
+    help: "IDX file (.gz or raw), directory of PNG/JPEG/WebP/GIF (recursive), or NDJSON",
   },
   {
     flag: "format",
