@@ -79,6 +79,22 @@ test("FlatAdam's saved state resumes in tf.train.adam and the other way round", 
   }
 });
 
+test("FlatAdam leaves no tensors behind: steps, getWeights and dispose", async () => {
+  const p = problem(4);
+  const before = tf.memory().numTensors;
+  const opt = new FlatAdam(0.01);
+  opt.minimize(p.loss, false, p.vars);
+  await opt.getWeights();
+  const steady = tf.memory().numTensors;
+  for (let s = 0; s < 10; s++) opt.minimize(p.loss, false, p.vars);
+  await opt.getWeights();
+  await opt.getWeights();
+  assert.equal(tf.memory().numTensors, steady, "tensors after 10 more steps and 2 more getWeights");
+  opt.dispose();
+  assert.equal(tf.memory().numTensors, before, "tensors after dispose");
+  p.dispose();
+});
+
 test("FlatAdam refuses gradients that do not match its state", async () => {
   const p = problem(3);
   const opt = new FlatAdam(0.01);
