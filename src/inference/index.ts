@@ -1,4 +1,5 @@
 import { readManifest, type ExportManifest } from "../checkpoint/index.js";
+import { ENGINES, type EngineChoice } from "../util/defaults.js";
 import { InputError, errorMessage } from "../util/errors.js";
 import type { Device } from "./device.js";
 import type { Engine } from "./engine.js";
@@ -7,7 +8,7 @@ export type { ClassScore, Engine, EngineKind } from "./engine.js";
 
 export interface LoadEngineOptions {
   /** onnx: ONNX Runtime (needs 'equivae export'); tfjs: TF.js; auto (default): onnx when the graphs exist. */
-  engine?: "onnx" | "tfjs" | "auto";
+  engine?: EngineChoice;
   /** ONNX Runtime intra-op threads (per worker with `workers`). */
   threads?: number;
   /**
@@ -25,8 +26,9 @@ export interface LoadEngineOptions {
 /** Loads an inference engine over a checkpoint directory (every file's sha256 is verified). */
 export async function loadEngine(dir: string, opts: LoadEngineOptions = {}): Promise<Engine> {
   const choice = opts.engine ?? "auto";
-  if (choice !== "onnx" && choice !== "tfjs" && choice !== "auto") {
-    throw new InputError(`unknown engine '${String(choice)}' (choose onnx, tfjs or auto)`);
+  // The CLI's flag tables check the same list; this is for callers of the library.
+  if (!ENGINES.includes(choice)) {
+    throw new InputError(`unknown engine '${String(choice)}' (choose ${ENGINES.join(", ")})`);
   }
   let kind = choice;
   if (kind === "auto") {
