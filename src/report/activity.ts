@@ -6,7 +6,7 @@
  * else computed here on the report's own images.
  */
 
-import { klPerDim as meanKlPerDim } from "../train/z-activity.js";
+import { klPerDim as meanKlPerDim } from "../checkpoint/z-activity.js";
 
 /** The manifest's record of the active z dimensions (eval/train), as far as the report reads it. */
 export interface ZActivity {
@@ -20,8 +20,8 @@ export interface ZActivity {
 }
 
 /**
- * Mean KL(q(z_j | x) || N(0, 1)) per dimension j over n images (src/train/z-activity.ts, which
- * eval and train record with); mu and logvar are [n, dz] row-major.
+ * Mean KL(q(z_j | x) || N(0, 1)) per dimension j over n images (the arithmetic train and eval
+ * record zActivity with); mu and logvar are [n, dz] row-major.
  */
 export function klPerDim(mu: Float32Array, logvar: Float32Array, n: number, dz: number): number[] {
   if (mu.length !== n * dz || logvar.length !== n * dz)

@@ -230,7 +230,6 @@ export async function writeReport(checkpoint: string, opts: ReportOptions): Prom
     );
   }
   const { loadEngine } = await import("../inference/index.js");
-  // activity.js reaches TF.js (through src/train/z-activity.ts): not for --help.
   const { klPerDim, manifestZActivity, mostActiveDims } = await import("./activity.js");
   // One thread: the pictures must not depend on how the work is split.
   const engine = await loadEngine(dir, { threads: 1 });
