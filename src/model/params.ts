@@ -80,8 +80,8 @@ export function dense(p: Params, name: string, x: tf.Tensor2D, act?: "relu"): tf
 }
 
 /**
- * relu(x + bias), bias broadcast over x's last axis, with a hand-written gradient: 4 kernels
- * backward (mask, cast, multiply, sum) where TF.js's relu and broadcast-add gradients take 10
+ * relu(x + bias), bias broadcast over x's last axis, with a hand-written gradient: 3 kernels
+ * backward (mask, multiply, sum) where TF.js's relu and broadcast-add gradients take 10
  * (tfjs-node's Step alone runs 5). Every layer but the outputs has one, so this removes ~140 of
  * a training step's kernels, each ~14 us of dispatch on `tensorflow` whatever its size.
  */
@@ -91,8 +91,17 @@ export const biasRelu = tf.customGrad(((x: tf.Tensor, bias: tf.Tensor, save: tf.
   return {
     value: y,
     gradFunc: (dy: tf.Tensor, [out]: tf.Tensor[]) => {
-      const g = tf.mul(dy, tf.cast(tf.greater(out, 0), "float32"));
+      const g = tf.mul(dy, positiveMask(out));
       return [g, tf.sum(g, [...Array(g.rank - 1).keys()])];
     },
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+
+/**
+ * 1 where y > 0, else 0, for y >= 0 (a relu's output), by the kernel that is fastest on the backend:
+ * on a [128,14,14,16] tensor, tensorflow: sign 0.04 ms over the multiply, step 2.2 (tfjs-node runs 5
+ * kernels for it); wasm: step 0.5 ms, sign 3.0, greater + cast 2.0.
+ */
+function positiveMask(y: tf.Tensor): tf.Tensor {
+  return tf.getBackend() === "tensorflow" ? tf.sign(y) : tf.step(y);
+}

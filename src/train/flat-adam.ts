@@ -62,13 +62,10 @@ export class FlatAdam extends tf.Optimizer {
       const mHat = tf.div(newM, 1 - this.beta1 ** t);
       const vHat = tf.div(newV, 1 - this.beta2 ** t);
       const step = tf.mul(tf.div(mHat, tf.add(tf.sqrt(vHat), this.epsilon)), -this.learningRate);
-      const parts = tf.split(
-        step,
-        slots.map((s) => s.size),
-      );
+      const parts = splitFlat(step, slots);
       slots.forEach((s, i) => {
         const value = tf.engine().registeredVariables[s.name];
-        value.assign(tf.add(tf.reshape(parts[i], s.shape), value));
+        value.assign(tf.add(parts[i], value));
       });
     });
     this.incrementIterations();
@@ -155,4 +152,24 @@ export class FlatAdam extends tf.Optimizer {
     this.m = this.v = undefined;
     this.lent = [];
   }
+}
+
+/**
+ * The flat vector cut into the slots' shapes. TF.js's wasm and cpu backends slice in JavaScript,
+ * ~40 ms for this model's 516k values (against 0.8 ms for one SplitV on tensorflow); there, one
+ * read of the values (which already live in this process's memory) and one upload per slot is
+ * ~1 ms. GPU backends keep the split on the device.
+ */
+function splitFlat(flat: tf.Tensor, slots: Slot[]): tf.Tensor[] {
+  if (tf.getBackend() === "wasm" || tf.getBackend() === "cpu") {
+    const values = flat.dataSync() as Float32Array;
+    let at = 0;
+    return slots.map((s) => tf.tensor(values.subarray(at, (at += s.size)), s.shape));
+  }
+  return tf
+    .split(
+      flat,
+      slots.map((s) => s.size),
+    )
+    .map((t, i) => tf.reshape(t, slots[i].shape));
 }
