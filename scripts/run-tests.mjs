@@ -1,10 +1,33 @@
 #!/usr/bin/env node
-// Runs the compiled test files (dist/test/**/*.test.js) with node's own test runner,
-// one file at a time: several tests train models and the machines have 2 cores.
-// Usage: node scripts/run-tests.mjs [name-filter ...]
+// Runs the compiled test files (dist/test/**/*.test.js), each in its own `node --test` process
+// (node's test runner, spec reporter), TEST_CONCURRENCY files at a time (default 2: the machines
+// have 2 cores), the longest first (EXPECTED_S below), so that the long training tests overlap
+// the many short files instead of running after them.
+// Usage: node scripts/run-tests.mjs [name-filter ...]   (files whose path contains a filter)
+//        TEST_CONCURRENCY=1 node scripts/run-tests.mjs  (one file at a time, output as it comes)
+// With more than one file at a time, each file's output is printed in one block when it ends,
+// headed by its name and duration; a table of the files' durations and a total come last.
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { spawnSync } from "node:child_process";
+import { basename, join } from "node:path";
+import { spawn } from "node:child_process";
+
+// Seconds each slow file takes alone on a quiet 2-core machine (wasm backend): the order in which
+// files start. The training tests use one thread each (wasm), so they are not kept apart: on 2
+// cores each has its own. Files not listed: 1 s.
+const EXPECTED_S = {
+  "semi-mnist": 700,
+  "train-mnist": 200,
+  "shapes-train": 48,
+  "onnx-export": 23,
+  checkpoint: 21,
+  "demo-browser": 9,
+  "embed-resume": 8,
+  kubernetes: 8,
+  "malformed-corpus": 7,
+  "embed-shard": 7,
+  "wasm-kernels": 6,
+  embed: 6,
+};
 
 function find(dir) {
   const out = [];
@@ -25,9 +48,82 @@ if (files.length === 0) {
   console.error("no test files found under dist/test (did the build run?)");
   process.exit(1);
 }
-const r = spawnSync(
-  process.execPath,
-  ["--enable-source-maps", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files],
-  { stdio: "inherit" },
+const concurrency = Number(process.env.TEST_CONCURRENCY ?? 2);
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  console.error(`TEST_CONCURRENCY must be a whole number >= 1, not '${process.env.TEST_CONCURRENCY}'`);
+  process.exit(1);
+}
+const nameOf = (f) => basename(f, ".test.js");
+const expected = (f) => EXPECTED_S[nameOf(f)] ?? 1;
+// Longest first; equal estimates keep the path order (Array.prototype.sort is stable).
+const queue = [...files].sort((a, b) => expected(b) - expected(a));
+const live = concurrency === 1 || files.length === 1;
+
+const children = new Set();
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    for (const c of children) c.kill(sig);
+    process.exit(sig === "SIGINT" ? 130 : 143);
+  });
+}
+
+const fmt = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const COUNTS = ["tests", "pass", "fail", "cancelled", "skipped", "todo"];
+
+/** Runs one file; resolves with its exit code, duration and node's summary counts. */
+function runFile(file) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, ["--enable-source-maps", "--test", "--test-reporter=spec", file], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.add(child);
+    const chunks = [];
+    const take = (stream, out) =>
+      stream.on("data", (d) => {
+        chunks.push(d);
+        if (live) out.write(d);
+      });
+    take(child.stdout, process.stdout);
+    take(child.stderr, process.stderr);
+    child.on("close", (code, signal) => {
+      children.delete(child);
+      const ms = Date.now() - t0;
+      const text = Buffer.concat(chunks).toString("utf8");
+      if (live) process.stdout.write(`── ${file}: ${fmt(ms)}\n`);
+      else process.stdout.write(`\n── ${file} (${fmt(ms)}) ──\n${text}`);
+      const counts = {};
+      for (const k of COUNTS) {
+        const m = new RegExp(`^ℹ ${k} (\\d+)$`, "m").exec(text);
+        counts[k] = m ? Number(m[1]) : 0;
+      }
+      resolve({ file, code: code ?? 1, signal, ms, counts });
+    });
+  });
+}
+
+const t0 = Date.now();
+const results = [];
+async function worker() {
+  for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+    console.log(live ? `\n── ${f}` : `▷ ${f}`);
+    results.push(await runFile(f));
+  }
+}
+await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
+
+const wall = Date.now() - t0;
+const failed = results.filter((r) => r.code !== 0);
+const total = Object.fromEntries(COUNTS.map((k) => [k, results.reduce((s, r) => s + r.counts[k], 0)]));
+const n = results.length;
+console.log(`\n── ${n} test file${n === 1 ? "" : "s"}, ${Math.min(concurrency, n)} at a time ──`);
+for (const r of [...results].sort((a, b) => b.ms - a.ms))
+  console.log(`${fmt(r.ms).padStart(9)}  ${r.code === 0 ? "ok  " : "FAIL"}  ${r.file}`);
+console.log(COUNTS.map((k) => `${k} ${total[k]}`).join(", "));
+console.log(
+  `wall time ${fmt(wall)} (the files' own times add up to ${fmt(results.reduce((s, r) => s + r.ms, 0))})`,
 );
-process.exit(r.status ?? 1);
+if (failed.length > 0) {
+  console.log(`failed: ${failed.map((r) => r.file + (r.signal ? ` (${r.signal})` : "")).join(", ")}`);
+  process.exit(1);
+}
