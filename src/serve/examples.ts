@@ -24,7 +24,7 @@ export const CURL_EXAMPLES: CurlExample[] = [
     title:
       "The z dimensions the model uses, largest KL first (all of z_activity: jq '.models[0].z_activity')",
     command: `curl -s localhost:8080/v1/models | grep -o '"active_dims":\\[[0-9,]*\\]'`,
-    expect: /^"active_dims":\[14,10,8\]\s*$/,
+    expect: /^"active_dims":\[14,10,3\]\s*$/,
   },
   {
     title: "Generate a 7 (class centroid, z from the prior with seed 1) as a PNG",
