@@ -5,6 +5,7 @@ import { initBackend } from "../src/backend/index.js";
 import { defaultConfig, MAX_PARAMETERS } from "../src/model/config.js";
 import { EquiVAE } from "../src/model/equivae.js";
 import { bernoulli } from "../src/model/likelihood.js";
+import { conv2dFewOutputs } from "../src/model/params.js";
 import { gaussianKl } from "../src/model/objective.js";
 import { loadIdxDataset } from "../src/data/mnist.js";
 import { ComplementarySampler } from "../src/data/sampler.js";
@@ -56,6 +57,44 @@ test("shapes: v, (mu, logvar) and the decoder output mirror the input", () => {
     assert.deepEqual(m.decode(v, mu).shape, [3, 32, 32, 3]);
   });
   m.dispose();
+});
+
+test("conv2dFewOutputs (the decoder's last conv) equals tf.conv2d, values and gradients", () => {
+  for (const [outC, k, stride] of [
+    [1, 5, 1],
+    [3, 5, 1],
+    [1, 3, 1],
+    [1, 4, 1],
+    [1, 5, 2],
+  ]) {
+    const r = tf.tidy(() => {
+      const h = tf.randomNormal([3, 12, 10, 16], 0, 1, "float32", 1) as tf.Tensor4D;
+      const kernel = tf.randomNormal([k, k, 16, outC], 0, 0.2, "float32", 2) as tf.Tensor4D;
+      const ref = tf.conv2d(h, kernel, stride, "same");
+      const w = tf.randomNormal(ref.shape, 0, 1, "float32", 3);
+      const grads = (f: (a: tf.Tensor4D, b: tf.Tensor4D) => tf.Tensor) =>
+        tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor4D, b as tf.Tensor4D), w)))([
+          h,
+          kernel,
+        ]);
+      const ours = conv2dFewOutputs(h, kernel, stride);
+      const g1 = grads((a, b) => conv2dFewOutputs(a, b, stride));
+      const g2 = grads((a, b) => tf.conv2d(a, b, stride, "same"));
+      const rel = (a: tf.Tensor, b: tf.Tensor) =>
+        tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] / tf.max(tf.abs(b)).dataSync()[0];
+      return {
+        shape: ours.shape,
+        refShape: ref.shape,
+        out: rel(ours, ref),
+        dh: rel(g1[0], g2[0]),
+        dk: rel(g1[1], g2[1]),
+      };
+    });
+    const what = `${outC} outputs, kernel ${k}, stride ${stride}`;
+    assert.deepEqual(r.shape, r.refShape, what);
+    for (const [name, d] of Object.entries({ out: r.out, dh: r.dh, dk: r.dk }))
+      assert.ok(d < 1e-5, `${what}: ${name} differs by ${d} (relative)`);
+  }
 });
 
 test("v is a set function: unchanged under reordering, and equal to g(mean f) for n = 1..7", () => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ComplementarySampler, averagingMatrix } from "../src/data/sampler.js";
+import { ComplementarySampler, averagingMatrix, mergeRepeatedRows } from "../src/data/sampler.js";
 import { Rng } from "../src/util/rng.js";
 
 const names = ["a", "b", "c"];
@@ -82,6 +82,36 @@ test("batchContexts at share 1: each target's n rows and nothing else go through
 test("averagingMatrix rows average their set", () => {
   const m = averagingMatrix([[0, 2], [1]], 3);
   assert.deepEqual(Array.from(m), [0.5, 0, 0.5, 0, 1, 0]);
+});
+
+test("mergeRepeatedRows: each image once, every set the same images, so the same set means", () => {
+  // A small labelled pool (10 rows): 8 targets' sets of 4 plus a pool of every member repeat rows.
+  const labels = Int32Array.from({ length: 10 }, (_, i) => i % 2);
+  const s = new ComplementarySampler(labels, ["a", "b"]);
+  const rng = new Rng(11);
+  const { rows, sets } = s.batchContexts([0, 2, 4, 6, 1, 3, 5, 7], labels, 4, 1, rng);
+  sets.push([...rows.keys()].slice(0, 3));
+  const merged = mergeRepeatedRows(rows, sets);
+  assert.ok(rows.length > 10, `the batch drew ${rows.length} rows`);
+  assert.equal(merged.rows.length, new Set(rows).size, "every distinct row once");
+  assert.equal(merged.rows.length, new Set(merged.rows).size);
+  sets.forEach((set, i) =>
+    assert.deepEqual(
+      merged.sets[i].map((j) => merged.rows[j]),
+      set.map((j) => rows[j]),
+    ),
+  );
+  // Features that depend only on the image (as f's output does): the averages agree.
+  const feature = (row: number) => [row, row * row];
+  const means = (r: number[], ss: number[][]) => {
+    const m = averagingMatrix(ss, r.length);
+    return ss.map((_, i) =>
+      [0, 1].map((d) => r.reduce((a, row, j) => a + m[i * r.length + j] * feature(row)[d], 0)),
+    );
+  };
+  const a = means(rows, sets);
+  const b = means(merged.rows, merged.sets);
+  a.forEach((m, i) => m.forEach((v, d) => assert.ok(Math.abs(v - b[i][d]) < 1e-4, `${v} vs ${b[i][d]}`)));
 });
 
 test("a class with fewer than 2 members is a clear error", () => {

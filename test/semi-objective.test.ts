@@ -150,6 +150,35 @@ test("classTerms (q(z|x,v)'s conv stack once per x) equals L(x, y) on K tiled co
   assert.ok(r.maxRel < 1e-4, `largest relative gradient difference ${r.maxRel}`);
 });
 
+test("q(y|x) given v(x) computed off the gradient tape equals its stop_gradient form: values and gradients", () => {
+  const cfg = tinySemiConfig();
+  const model = new EquiVAE(cfg, 4);
+  const vars = model.params.list();
+  const r = tf.tidy(() => {
+    const x = tf.randomUniform([5, 12, 12, 1], 0, 1, "float32", 1) as tf.Tensor4D;
+    const w = tf.randomNormal([5, 3], 0, 1, "float32", 2);
+    const offTape = model.invariant(x);
+    const loss = (v?: tf.Tensor2D) => () =>
+      tf.sum(tf.mul(model.classifierLogits(x, undefined, v), w)) as tf.Scalar;
+    const a = tf.variableGrads(loss(offTape), vars);
+    const b = tf.variableGrads(loss(), vars);
+    const norm = (t: tf.Tensor) => tf.max(tf.abs(t)).dataSync()[0];
+    const diffs = Object.keys(b.grads).map((k) => ({
+      k,
+      ref: norm(b.grads[k]),
+      d: a.grads[k] ? norm(tf.sub(a.grads[k], b.grads[k])) : norm(b.grads[k]),
+    }));
+    return { values: [a.value.dataSync()[0], b.value.dataSync()[0]], diffs, keys: Object.keys(a.grads) };
+  });
+  model.dispose();
+  assert.ok(Math.abs(r.values[0] - r.values[1]) < 1e-5 * (1 + Math.abs(r.values[1])), `${r.values}`);
+  for (const { k, ref, d } of r.diffs) {
+    if (!/(^|\/)cls\//.test(k)) assert.equal(ref, 0, `${k}: stop_gradient lets a gradient through`);
+    assert.ok(d <= 1e-5 * (1 + ref), `${k}: gradients differ by ${d}`);
+  }
+  assert.ok(r.keys.length > 0 && r.keys.every((k) => /(^|\/)cls\//.test(k)), `${r.keys}`);
+});
+
 test("a semi-supervised step with an empty unlabelled batch (the warm-up) minimises the labelled terms of J only", () => {
   const cfg = tinySemiConfig();
   const model = new EquiVAE(cfg, 5);

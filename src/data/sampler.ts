@@ -99,6 +99,26 @@ export class ComplementarySampler {
   }
 }
 
+/**
+ * The same context sets with every row listed once: `rows` without repeats (first occurrence
+ * order) and `sets` re-indexed into it. Sets drawn from a small labelled pool repeat rows (100
+ * labels: a batch's ~130 context rows plus U's 100 class members are 100 distinct images), and f
+ * then runs once per distinct image; the set means, and their gradients, are the same sums.
+ */
+export function mergeRepeatedRows(rows: number[], sets: number[][]): { rows: number[]; sets: number[][] } {
+  const at = new Map<number, number>();
+  const unique: number[] = [];
+  const position = rows.map((row) => {
+    let j = at.get(row);
+    if (j === undefined) {
+      at.set(row, (j = unique.length));
+      unique.push(row);
+    }
+    return j;
+  });
+  return { rows: unique, sets: sets.map((set) => set.map((i) => position[i])) };
+}
+
 /** The [B, P] averaging matrix that turns per-image f outputs into per-target set means. */
 export function averagingMatrix(sets: number[][], numRows: number): Float32Array {
   const m = new Float32Array(sets.length * numRows);

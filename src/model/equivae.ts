@@ -5,7 +5,7 @@ import { validateConfig } from "../checkpoint/model-config.js";
 import { fromFile, type StandardisationFile } from "../checkpoint/standardisation.js";
 import { CLASSIFIER_UNITS, MAX_PARAMETERS, convSizes, type ModelConfig } from "./config.js";
 import { likelihoodFor, type Likelihood } from "./likelihood.js";
-import { Params, addDense, biasRelu, dense } from "./params.js";
+import { Params, addDense, biasRelu, conv2dFewOutputs, dense } from "./params.js";
 
 /**
  * Parameter name prefixes, one per network. They are part of the checkpoint format
@@ -286,18 +286,20 @@ export class EquiVAE {
       );
       h = biasRelu(y, p.get(`${NETS.dec}/deconv${i}/bias`)) as tf.Tensor4D;
     }
-    const out = tf.conv2d(h, p.get(`${NETS.dec}/out/kernel`) as tf.Tensor4D, c.strides[0], "same");
+    const out = conv2dFewOutputs(h, p.get(`${NETS.dec}/out/kernel`) as tf.Tensor4D, c.strides[0]);
     return tf.add(out, p.get(`${NETS.dec}/out/bias`));
   }
 
   /**
    * q(y | x) logits, [N, K]: cls conv stack + dense on x, concatenated with stop_gradient(v(x))
    * (n = 1), then dense 128 and dense 64 (ReLU, dropout when `masks` are given), then linear K.
+   * `vOfX`: v(x) already computed outside the gradient tape (a training step), so that f's backward
+   * pass does not run just to carry stop_gradient's zeros.
    */
-  classifierLogits(x: tf.Tensor4D, masks?: DropoutMasks): tf.Tensor2D {
+  classifierLogits(x: tf.Tensor4D, masks?: DropoutMasks, vOfX?: tf.Tensor2D): tf.Tensor2D {
     if (!this.config.classifier) throw new Error("this model has no q(y|x) (not semi-supervised)");
     const p = this.params;
-    const v = stopGradient(this.invariant(x));
+    const v = vOfX ?? stopGradient(this.invariant(x));
     let h = tf.concat([this.convStack(NETS.cls, x), v], 1);
     h = dense(p, `${NETS.cls}/h1`, h, "relu");
     if (masks) h = tf.mul(h, masks.h1);

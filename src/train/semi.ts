@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ImageSet } from "../data/dataset.js";
 import { batchPixels } from "../data/dataset.js";
-import { ComplementarySampler, averagingMatrix } from "../data/sampler.js";
+import { ComplementarySampler, averagingMatrix, mergeRepeatedRows } from "../data/sampler.js";
 import { CLASSIFIER_DROPOUT, CLASSIFIER_UNITS } from "../model/config.js";
 import type { EquiVAE } from "../model/equivae.js";
 import { classTerms, labelledTerms, semiSupervisedObjective } from "../model/objective.js";
@@ -153,16 +153,23 @@ export function makeSemiStep(
     const m1 = dropoutMask(rng, (Bl + Bu) * u1, CLASSIFIER_DROPOUT);
     const m2 = dropoutMask(rng, (Bl + Bu) * u2, CLASSIFIER_DROPOUT);
     const yL = Int32Array.from(labBatch as ArrayLike<number>, (r) => train.labels[r]);
+    // Every context row is a labelled row: with a small label budget most repeat.
+    const ctxRows = mergeRepeatedRows(rows, sets);
     return tf.tidy(() => {
       const xL = tf.tensor4d(batchPixels(train, labBatch), [Bl, H, W, C]);
       const xU = tf.tensor4d(batchPixels(train, unlBatch), [Bu, H, W, C]);
-      const ctx = tf.tensor4d(batchPixels(train, rows), [rows.length, H, W, C]);
-      const avg = tf.tensor2d(averagingMatrix(sets, rows.length), [sets.length, rows.length]);
+      const P = ctxRows.rows.length;
+      const ctx = tf.tensor4d(batchPixels(train, ctxRows.rows), [P, H, W, C]);
+      const avg = tf.tensor2d(averagingMatrix(ctxRows.sets, P), [sets.length, P]);
       const eL = tf.tensor2d(epsL, [Bl, cfg.dz]);
       const eU = tf.tensor2d(epsU, [Bu * K, cfg.dz]);
       const masks = { h1: tf.tensor2d(m1, [Bl + Bu, u1]), h2: tf.tensor2d(m2, [Bl + Bu, u2]) };
       const oneHot = tf.oneHot(tf.tensor1d(yL, "int32"), K);
       const lp = tf.tensor1d(logPrior);
+      const xLU = Bu > 0 ? tf.concat([xL, xU], 0) : xL;
+      // q(y|x)'s input v(x) is under stop_gradient: computed here, off the gradient tape, so that
+      // f's backward pass does not run on zeros (the same values; f's weights change after the step).
+      const vCls = model.invariant(xLU);
       let parts: tf.Scalar[] = [];
       optimizer.minimize(
         () => {
@@ -174,7 +181,7 @@ export function makeSemiStep(
             Bu > 0
               ? classTerms(model, xU, tf.slice(vAll, [Bl, 0], [K, cfg.dv]), eU)
               : { recon: tf.zeros([0, K]) as tf.Tensor2D, kl: tf.zeros([0, K]) as tf.Tensor2D };
-          const logq = tf.logSoftmax(model.classifierLogits(Bu > 0 ? tf.concat([xL, xU], 0) : xL, masks));
+          const logq = tf.logSoftmax(model.classifierLogits(xLU, masks, vCls));
           const r = semiSupervisedObjective({
             labelledL: tf.add(tL.recon, tL.kl),
             labelledLogQ: tf.sum(tf.mul(tf.slice(logq, [0, 0], [Bl, K]), oneHot), 1),
