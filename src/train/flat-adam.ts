@@ -19,7 +19,7 @@ interface Slot {
  * model (54 variables), each costing ~14 us of dispatch on the `tensorflow` backend whatever its
  * size. Here the gradients are concatenated into one vector, both moments live in one flat
  * variable each, and only the final update is split back: ~12 kernels for the moments plus 4 per
- * variable (reshape in, reshape out, add, assign).
+ * variable (reshape in, reshape out, add, assign; vectors skip the reshapes).
  *
  * getWeights/setWeights keep TF.js Adam's layout (iterations, then `<variable>/m` per variable,
  * then `<variable>/v`, positional), so checkpoints of either optimizer resume with the other.
@@ -52,7 +52,7 @@ export class FlatAdam extends tf.Optimizer {
     const slots = this.slotsFor(named);
     const t = this.iterations + 1;
     tf.tidy(() => {
-      const g = tf.concat(named.map((x) => tf.reshape(x.tensor, [-1])));
+      const g = tf.concat(named.map((x) => flatten(x.tensor)));
       const [m, v] = this.moments(slots);
       const newM = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
       const newV = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
@@ -128,7 +128,7 @@ export class FlatAdam extends tf.Optimizer {
     if (rest.length % 2 !== 0)
       throw new Error(`FlatAdam: ${rest.length} moment tensors (an even number expected)`);
     const k = rest.length / 2;
-    const flat = (list: NamedTensor[]) => tf.concat(list.map((w) => tf.reshape(w.tensor, [-1])));
+    const flat = (list: NamedTensor[]) => tf.concat(list.map((w) => flatten(w.tensor)));
     tf.dispose([this.m, this.v].filter((x) => x !== undefined));
     this.m = tf.variable(
       tf.tidy(() => flat(rest.slice(0, k))),
@@ -171,5 +171,13 @@ function splitFlat(flat: tf.Tensor, slots: Slot[]): tf.Tensor[] {
       flat,
       slots.map((s) => s.size),
     )
-    .map((t, i) => tf.reshape(t, slots[i].shape));
+    .map((t, i) => (slots[i].shape.length === 1 ? t : tf.reshape(t, slots[i].shape)));
+}
+
+/**
+ * t as a vector. A reshape is a kernel (~15 us of dispatch on tfjs-node) even when it changes
+ * nothing: the 27 biases of this model are vectors already.
+ */
+function flatten(t: tf.Tensor): tf.Tensor {
+  return t.rank === 1 ? t : tf.reshape(t, [-1]);
 }
