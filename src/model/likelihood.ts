@@ -8,18 +8,25 @@ import type { LikelihoodName } from "./config.js";
  */
 export interface Likelihood {
   readonly name: LikelihoodName;
-  /** Per-example log p(x | out), summed over pixels: shape [N]. */
-  logProb(x: tf.Tensor4D, out: tf.Tensor4D): tf.Tensor1D;
+  /**
+   * log p(x | out) summed over pixels: [..., H, W, C] -> [...], e.g. [N, H, W, C] -> [N]. `x`
+   * broadcasts against `out`: [B, 1, H, W, C] against [B, K, H, W, C] scores each x under K
+   * outputs without tiling x (wasm's Tile runs in JavaScript: 23 -> 8 ms a step at 32 x 10).
+   */
+  logProb(x: tf.Tensor, out: tf.Tensor): tf.Tensor;
   /** The decoder output mapped to data space (pixel probabilities or means), in [0, 1]. */
   mean(out: tf.Tensor4D): tf.Tensor4D;
 }
+
+/** The last three axes: height, width, channels. */
+const PIXEL_AXES = [-3, -2, -1];
 
 /** Bernoulli over pixels with logits; pixel values in [0,1] are soft targets. */
 export const bernoulli: Likelihood = {
   name: "bernoulli",
   logProb(x, logits) {
     // x*l - softplus(l) = x*log(sigmoid(l)) + (1-x)*log(1-sigmoid(l)), computed stably.
-    return tf.sum(tf.sub(tf.mul(x, logits), tf.softplus(logits)), [1, 2, 3]) as tf.Tensor1D;
+    return tf.sum(tf.sub(tf.mul(x, logits), tf.softplus(logits)), PIXEL_AXES);
   },
   mean(logits) {
     return tf.sigmoid(logits);
@@ -32,8 +39,8 @@ const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 export interface GaussianParts {
   /** log sigma in the decoder's units, broadcastable to [N, H, W, C] (a [C] variable or a scalar). */
   logSigma(): tf.Tensor;
-  /** Data (pixels in [0, 1]) -> the decoder's units: (x - mean) / std, or the identity. */
-  toModel(x: tf.Tensor4D): tf.Tensor4D;
+  /** Data (pixels in [0, 1], [..., H, W, C]) -> the decoder's units: (x - mean) / std, or the identity. */
+  toModel(x: tf.Tensor): tf.Tensor;
   /** The decoder's units -> data: out * std + mean, or the identity. */
   toData(out: tf.Tensor4D): tf.Tensor4D;
   /** sum over pixels and channels of log std (0 without standardisation). */
@@ -54,7 +61,7 @@ export function gaussian(p: GaussianParts): Likelihood {
       const ls = p.logSigma();
       const r = tf.mul(tf.sub(p.toModel(x), out), tf.exp(tf.neg(ls)));
       const perPixel = tf.add(tf.mul(0.5, tf.square(r)), tf.add(ls, HALF_LOG_2PI));
-      return tf.sub(tf.neg(tf.sum(perPixel, [1, 2, 3])), p.logStdSum()) as tf.Tensor1D;
+      return tf.sub(tf.neg(tf.sum(perPixel, PIXEL_AXES)), p.logStdSum());
     },
     mean(out) {
       return tf.clipByValue(p.toData(out), 0, 1);

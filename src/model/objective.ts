@@ -63,10 +63,12 @@ export function classTerms(
   const { mu, logvar } = model.encodeHead(hx, v);
   const z = reparameterise(mu, logvar, eps);
   const out = model.decode(v, z);
-  const xRep = rep(x) as tf.Tensor4D;
-  const recon = tf.neg(model.likelihood.logProb(xRep, out));
+  // Each x against its K outputs: [B, 1, H, W, C] broadcast against [B, K, H, W, C].
+  const recon = tf.neg(
+    model.likelihood.logProb(tf.expandDims(x, 1), tf.reshape(out, [B, K, ...out.shape.slice(1)])),
+  );
   return {
-    recon: tf.reshape(recon, [B, K]) as tf.Tensor2D,
+    recon: recon as tf.Tensor2D,
     kl: tf.reshape(gaussianKl(mu, logvar), [B, K]) as tf.Tensor2D,
   };
 }
