@@ -91,7 +91,7 @@ test("mergeRepeatedRows: each image once, every set the same images, so the same
   const rng = new Rng(11);
   const { rows, sets } = s.batchContexts([0, 2, 4, 6, 1, 3, 5, 7], labels, 4, 1, rng);
   sets.push([...rows.keys()].slice(0, 3));
-  const merged = mergeRepeatedRows(rows, sets);
+  const merged = mergeRepeatedRows({ rows, sets });
   assert.ok(rows.length > 10, `the batch drew ${rows.length} rows`);
   assert.equal(merged.rows.length, new Set(rows).size, "every distinct row once");
   assert.equal(merged.rows.length, new Set(merged.rows).size);

@@ -51,7 +51,8 @@ export class ComplementarySampler {
    * random member when it is not in the pool). Every target's set is therefore a uniform
    * n-subset of D_y \ {x}, but the group shares n+1 images through f instead of n per target.
    *
-   * Returns the distinct context rows and, per target, the positions of its set in them.
+   * Returns the context rows (a row may repeat across groups: see mergeRepeatedRows) and, per
+   * target, the positions of its set in them.
    */
   batchContexts(
     targets: ArrayLike<number>,
@@ -59,7 +60,7 @@ export class ComplementarySampler {
     n: number,
     share: number,
     rng: Rng,
-  ): { rows: number[]; sets: number[][] } {
+  ): ContextSets {
     const groups = new Map<number, number[]>();
     for (let i = 0; i < targets.length; i++) {
       const y = labels[targets[i]];
@@ -99,13 +100,19 @@ export class ComplementarySampler {
   }
 }
 
+/** Context rows (training-set row indices) and, per target, the positions of its set in them. */
+export interface ContextSets {
+  rows: number[];
+  sets: number[][];
+}
+
 /**
  * The same context sets with every row listed once: `rows` without repeats (first occurrence
  * order) and `sets` re-indexed into it. Sets drawn from a small labelled pool repeat rows (100
  * labels: a batch's ~130 context rows plus U's 100 class members are 100 distinct images), and f
  * then runs once per distinct image; the set means, and their gradients, are the same sums.
  */
-export function mergeRepeatedRows(rows: number[], sets: number[][]): { rows: number[]; sets: number[][] } {
+export function mergeRepeatedRows({ rows, sets }: ContextSets): ContextSets {
   const at = new Map<number, number>();
   const unique: number[] = [];
   const position = rows.map((row) => {

@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ImageSet } from "../data/dataset.js";
 import { batchPixels } from "../data/dataset.js";
-import { ComplementarySampler, averagingMatrix } from "../data/sampler.js";
+import { ComplementarySampler, averagingMatrix, mergeRepeatedRows } from "../data/sampler.js";
 import type { EquiVAE } from "../model/equivae.js";
 import { supervisedLoss } from "../model/objective.js";
 import { TrainingDivergedError } from "../util/errors.js";
@@ -51,7 +51,10 @@ export function makeTrainStep(
   // `n`: the context set size; drawn from U{1..nMax} unless given (bench:train cycles through 1..nMax).
   return (batch, rng, n = rng.int(1, o.nMax)) => {
     const B = batch.length;
-    const { rows, sets } = sampler.batchContexts(batch, train.labels, n, o.contextShare, rng);
+    // Small classes repeat rows across a batch's sets: f runs once per distinct image.
+    const { rows, sets } = mergeRepeatedRows(
+      sampler.batchContexts(batch, train.labels, n, o.contextShare, rng),
+    );
     const eps = normals(rng, B * cfg.dz);
     const terms = tf.tidy(() => {
       const x = tf.tensor4d(batchPixels(train, batch), [B, H, W, C]);

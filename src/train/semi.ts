@@ -154,7 +154,7 @@ export function makeSemiStep(
     const m2 = dropoutMask(rng, (Bl + Bu) * u2, CLASSIFIER_DROPOUT);
     const yL = Int32Array.from(labBatch as ArrayLike<number>, (r) => train.labels[r]);
     // Every context row is a labelled row: with a small label budget most repeat.
-    const ctxRows = mergeRepeatedRows(rows, sets);
+    const ctxRows = mergeRepeatedRows({ rows, sets });
     return tf.tidy(() => {
       const xL = tf.tensor4d(batchPixels(train, labBatch), [Bl, H, W, C]);
       const xU = tf.tensor4d(batchPixels(train, unlBatch), [Bu, H, W, C]);
