@@ -111,7 +111,10 @@ export class EquiVAE {
     this.stdFile = { ...f, shape, mean: Array.from(s.mean), std: Array.from(s.std) };
   }
 
-  /** Data -> model input ([..., H, W, C]): (x - mean) / std per pixel and channel, or x itself (no standardisation). */
+  /**
+   * Data -> model input, [..., H, W, C]: (x - mean) / std per pixel and channel, or x itself (no
+   * standardisation).
+   */
   standardise<T extends tf.Tensor>(x: T): T {
     return this.stdMean ? (tf.div(tf.sub(x, this.stdMean), this.stdStd!) as T) : x;
   }
