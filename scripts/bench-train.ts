@@ -1,13 +1,16 @@
 /**
  * Training throughput, the project beside its PyTorch peer (../shared/bench/equivae_ref.py: the
  * same architecture, 516,225 parameters), printed as a table (not asserted).
- *   npm run bench:train [-- --batch 32,256 --steps 60 --backends tensorflow,wasm --share 1]
+ *   npm run bench:train [-- --batch 32,256 --steps 60 --backends tensorflow,wasm --share 1 --repeats 3]
  * Targets/s counts target images; each also passes n context images through f, with n cycling
  * 1, 2, ..., nMax (the peer's --n-cycle: an exact uniform mix). Both sides run on one thread:
  * TensorFlow's intra- and inter-op pools are set to 1 before it loads, the peer gets --threads 1.
  * The peer runs when Python with torch is found (PEER_PYTHON, default .tmp/peer/bin/python; see
  * ../shared/bench/README.md). Project and peer alternate per batch size, so a change of load
- * hits both; the load average is printed with every row.
+ * hits both; the load average is printed with every row. One reading says little on a shared
+ * machine (the peer's own rate has moved 1.4x between readings minutes apart), so --repeats N
+ * alternates them N times and adds a summary row: the ratio of the mean rates and the range of
+ * the per-reading ratios.
  */
 process.env.TF_NUM_INTRAOP_THREADS ??= "1";
 process.env.TF_NUM_INTEROP_THREADS ??= "1";
@@ -33,6 +36,7 @@ const { values } = parseArgs({
     batch: { type: "string", default: "32,256" },
     "n-max": { type: "string", default: "7" },
     share: { type: "string", default: "1" },
+    repeats: { type: "string", default: "1" },
     backends: { type: "string", default: BACKENDS.filter((b) => b !== "cpu").join(",") },
     "peer-python": { type: "string", default: process.env.PEER_PYTHON ?? ".tmp/peer/bin/python" },
     "peer-script": { type: "string", default: "../shared/bench/equivae_ref.py" },
@@ -43,6 +47,13 @@ const steps = Number(values.steps);
 const nMax = Number(values["n-max"]);
 const batches = String(values.batch).split(",").map(Number);
 const shares = String(values.share).split(",").map(Number);
+const repeats = Number(values.repeats);
+for (const flag of ["steps", "n-max", "repeats"] as const) {
+  const v = Number(values[flag]);
+  if (Number.isInteger(v) && v >= 1) continue;
+  console.error(`bench:train: --${flag} must be a positive integer, got '${values[flag]}'`);
+  process.exit(2);
+}
 
 const data = loadIdxDataset("mnist", { trainSize: 10000, valSize: 10 });
 const sampler = new ComplementarySampler(data.train.labels, data.classNames);
@@ -88,30 +99,62 @@ function peerRate(B: number): number | string {
 }
 
 const load = () => loadavg()[0].toFixed(2);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const backendText = (info: BackendInfo) => `${info.name}${info.detail ? ` (${info.detail})` : ""}`;
+
+function printRow(
+  info: BackendInfo,
+  B: number,
+  share: number,
+  ours: number,
+  peer: number | string,
+  reading: string,
+) {
+  const ratio = typeof peer === "number" ? `${(ours / peer).toFixed(2)}x` : "";
+  const peerText = typeof peer === "number" ? peer.toFixed(1) : peer;
+  console.log(
+    `| ${backendText(info)} | ${B} | ${share} | ${reading} | ${ours.toFixed(1)} | ${peerText} | ${ratio} | ${load()} |`,
+  );
+}
+
+/** Mean rates over the readings; the ratio of the means, and the range of the per-reading ratios. */
+function printSummary(info: BackendInfo, B: number, share: number, ours: number[], peers: number[]) {
+  const paired = peers.length === ours.length;
+  const ratios = paired ? ours.map((o, i) => o / peers[i]) : [];
+  const ratio = paired
+    ? `**${(mean(ours) / mean(peers)).toFixed(2)}x** (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x)`
+    : "";
+  const peerText = paired ? `**${mean(peers).toFixed(1)}**` : "";
+  console.log(
+    `| ${backendText(info)} | ${B} | ${share} | mean of ${ours.length} | **${mean(ours).toFixed(1)}** | ${peerText} | ${ratio} | ${load()} |`,
+  );
+}
 console.log(
   `training throughput, targets/s: batch as below, n = 1..${nMax} in turn, share of context pools as below, ` +
     `28x28x1 MNIST, 516,225 parameters, 1 thread each, ${steps} steps`,
 );
-console.log("| backend | batch | share | project | PyTorch peer | project / peer | load (1 min) |");
-console.log("| --- | --- | --- | --- | --- | --- | --- |");
+console.log("| backend | batch | share | reading | project | PyTorch peer | project / peer | load (1 min) |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const name of String(values.backends).split(",")) {
   let info: BackendInfo;
   try {
     info = await initBackend(name);
   } catch (e) {
-    console.log(`| ${name} | | | unavailable: ${(e as Error).message} | | | |`);
+    console.log(`| ${name} | | | | unavailable: ${(e as Error).message} | | | |`);
     continue;
   }
   for (const B of batches) {
     for (const share of shares) {
-      // The cpu backend is ~100x slower than the others: a few steps only.
-      const ours = projectRate(B, share, info.name === "cpu" ? nMax : steps);
-      const peer = share === 1 ? peerRate(B) : "the peer has no shared pools";
-      const ratio = typeof peer === "number" ? `${(ours / peer).toFixed(2)}x` : "";
-      const peerText = typeof peer === "number" ? peer.toFixed(1) : peer;
-      console.log(
-        `| ${info.name}${info.detail ? ` (${info.detail})` : ""} | ${B} | ${share} | ${ours.toFixed(1)} | ${peerText} | ${ratio} | ${load()} |`,
-      );
+      const ours: number[] = [];
+      const peers: number[] = [];
+      for (let r = 0; r < repeats; r++) {
+        // The cpu backend is ~100x slower than the others: a few steps only.
+        ours.push(projectRate(B, share, info.name === "cpu" ? nMax : steps));
+        const peer = share === 1 ? peerRate(B) : "the peer has no shared pools";
+        if (typeof peer === "number") peers.push(peer);
+        printRow(info, B, share, ours[r], peer, repeats > 1 ? `${r + 1}/${repeats}` : "");
+      }
+      if (repeats > 1) printSummary(info, B, share, ours, peers);
     }
   }
   tf.disposeVariables();
