@@ -4,12 +4,21 @@
  *     the kernel from src/backend/wasm-kernels.ts;
  *   - Conv2DBackpropFilter: ours (the shipped wasm backend has none), with the wasm forward Conv2D of the
  *     same layer as a yardstick and, for reference, the tfjs cpu backend.
- * Usage: node dist/scripts/bench-conv-kernels.js [batch] [--cpu]   (--cpu adds the slow cpu reference)
+ *   - with --tensorflow (when tfjs-node is installed), the same three kernels on `tensorflow` (oneDNN,
+ *     one thread) and the ratio of one layer's training work (fwd + dx + dW), wasm / tensorflow: how far
+ *     wasm's XNNPACK convolutions (128-bit SIMD) are from native ones on this CPU, whatever else a step does.
+ * Usage: node dist/scripts/bench-conv-kernels.js [batch] [--cpu] [--tensorflow]
+ *   (--cpu adds the slow cpu reference)
  * Nothing is asserted.
  */
+process.env.TF_NUM_INTRAOP_THREADS ??= "1";
+process.env.TF_NUM_INTEROP_THREADS ??= "1";
+
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
+import { loadTensorflowPackage } from "../src/backend/index.js";
 import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from "../src/backend/wasm-kernels.js";
+import { errorMessage } from "../src/util/errors.js";
 
 interface Layer {
   name: string;
@@ -25,6 +34,8 @@ interface Layer {
 const args = process.argv.slice(2);
 const BATCH = Number(args.find((a) => /^\d+$/.test(a)) ?? 64);
 const WITH_CPU = args.includes("--cpu");
+/** Set by main() when --tensorflow is given and tfjs-node loads. */
+let withTensorflow = false;
 
 // The 28x28 model: filters 16,16,32,32,64, strides 1,2,2,2,2, 5x5 'same'; the decoder mirrors it.
 const LAYERS: Layer[] = [
@@ -63,6 +74,11 @@ function kernelCall(
     out.dataSync();
     out.dispose();
   };
+}
+
+/** Multiply-adds per second of a call, in billions. */
+function gmacs(macs: number, ms: number): string {
+  return (macs / ms / 1e6).toFixed(1).padStart(10);
 }
 
 function fmt(ms: number | undefined): string {
@@ -112,9 +128,21 @@ async function benchLayer(layer: Layer): Promise<string> {
       time(kernelCall("Conv2DBackpropFilter", { x, dy }, filterAttrs), 0, 0),
     ]);
   }
+  let native = "";
+  if (withTensorflow) {
+    const [tfFwd, tfDx, tfDw] = await run("tensorflow", (x, dy, filter) => [
+      time(kernelCall("Conv2D", { x, filter }, { ...attrs, dilations: [1, 1] })),
+      time(kernelCall("Conv2DBackpropInput", { dy, filter }, inputAttrs)),
+      time(kernelCall("Conv2DBackpropFilter", { x, dy }, filterAttrs)),
+    ]);
+    const ratio = (forward + oursDx + oursDw) / (tfFwd + tfDx + tfDw);
+    native = `${fmt(tfFwd)}${fmt(tfDx)}${fmt(tfDw)}${ratio.toFixed(1).padStart(7)}x`;
+    const macs = BATCH * oh * ow * f * k * k * c;
+    native += `${gmacs(macs, forward)}${gmacs(macs, tfFwd)}`;
+  }
   return (
     `${layer.name.padEnd(22)}${fmt(forward)}${fmt(shippedDx)}${fmt(oursDx)}` +
-    `${(shippedDx / oursDx).toFixed(1).padStart(7)}x${fmt(oursDw)}${fmt(cpuDx)}${fmt(cpuDw)}`
+    `${(shippedDx / oursDx).toFixed(1).padStart(7)}x${fmt(oursDw)}${WITH_CPU ? fmt(cpuDx) + fmt(cpuDw) : ""}${native}`
   );
 }
 
@@ -174,11 +202,25 @@ async function benchDeconv(d: Deconv): Promise<string> {
 }
 
 async function main(): Promise<void> {
+  if (args.includes("--tensorflow")) {
+    try {
+      await loadTensorflowPackage("tensorflow-cpu");
+      withTensorflow = true;
+    } catch (e) {
+      console.log(`--tensorflow: skipped (${errorMessage(e)})`);
+    }
+  }
   await tf.setBackend("wasm");
-  console.log(`wasm conv training kernels, batch ${BATCH}, ms per call (5x5 'same')`);
+  console.log(`wasm conv training kernels, batch ${BATCH}, ms per call (5x5 'same'), one thread`);
+  const head = (names: string[]) => names.map((n) => n.padStart(9)).join("");
   console.log(
-    `${"conv layer".padEnd(22)}${"fwd".padStart(9)}${"dx ship".padStart(9)}${"dx ours".padStart(9)}` +
-      `${"speedup".padStart(8)}${"dW ours".padStart(9)}${"dx cpu".padStart(9)}${"dW cpu".padStart(9)}`,
+    `${"conv layer".padEnd(22)}${head(["fwd", "dx ship", "dx ours"])}${"speedup".padStart(8)}${head(["dW ours"])}` +
+      (WITH_CPU ? head(["dx cpu", "dW cpu"]) : "") +
+      (withTensorflow
+        ? head(["fwd tf", "dx tf", "dW tf"]) +
+          "wasm/tf".padStart(8) +
+          ["GMAC/s", "GMAC/s tf"].map((n) => n.padStart(10)).join("")
+        : ""),
   );
   for (const layer of LAYERS) console.log(await benchLayer(layer));
   console.log("");
@@ -192,6 +234,12 @@ async function main(): Promise<void> {
     "fwd = wasm Conv2D; dx = Conv2DBackpropInput; dW = Conv2DBackpropFilter (none shipped for wasm);",
   );
   if (WITH_CPU) console.log("cpu columns are the tfjs cpu backend (one call), for reference.");
+  if (withTensorflow) {
+    console.log(
+      "tf columns: tfjs-node (TensorFlow's oneDNN kernels, one thread); wasm/tf = (fwd + dx ours + dW ours) / " +
+        "(fwd + dx + dW) on tf; GMAC/s of the forward conv.",
+    );
+  }
 }
 
 await main();
