@@ -178,12 +178,23 @@ before(async () => {
   registerWasmTrainingKernels();
 });
 
+/** [a shape, b shape, transposeA, transposeB]: rank 2 (dense layers) and batched, broadcast rank 3. */
+const MATMUL_CASES: Array<[number[], number[], boolean, boolean]> = [
+  [[7, 5], [7, 3], true, false],
+  [[5, 7], [3, 7], false, true],
+  [[7, 5], [3, 7], true, true],
+  [[5, 7], [7, 3], false, false],
+  [[2, 6, 4], [2, 6, 3], true, false],
+  [[2, 4, 6], [1, 3, 6], false, true],
+  [[1, 6, 4], [3, 5, 6], true, true],
+];
+
 after(async () => {
   await tf.setBackend("cpu");
 });
 
 describe("wasm training kernels", () => {
-  test("registration is idempotent and replaces the shipped Conv2DBackpropInput", () => {
+  test("registration is idempotent and replaces the shipped Conv2DBackpropInput and BatchMatMul", () => {
     const ours = tf.getKernel("Conv2DBackpropInput", "wasm");
     assert.ok(ours);
     // The shipped kernel cwraps a C++ function in its setupFunc; ours needs no setup.
@@ -192,6 +203,8 @@ describe("wasm training kernels", () => {
     registerWasmTrainingKernels();
     assert.equal(tf.getKernel("Conv2DBackpropInput", "wasm"), ours);
     assert.ok(tf.getKernel("Conv2DBackpropFilter", "wasm"));
+    // Ours keeps the shipped BatchMatMul for plain products and calls it after transposing otherwise.
+    assert.equal(tf.getKernel("BatchMatMul", "wasm")?.setupFunc, undefined);
   });
 
   for (const cse of CONV_CASES) {
@@ -244,6 +257,34 @@ describe("wasm training kernels", () => {
       );
     });
   }
+
+  for (const [aShape, bShape, transposeA, transposeB] of MATMUL_CASES) {
+    const label = `matMul [${aShape}] x [${bShape}] transposeA=${transposeA} transposeB=${transposeB}`;
+    test(label, async () => {
+      const inputs = [
+        { values: randomValues(size(aShape), 17), shape: aShape },
+        { values: randomValues(size(bShape), 18), shape: bShape },
+      ];
+      await compare(label, inputs, ([a, b]) => [tf.matMul(a, b, transposeA, transposeB)], ["forward"]);
+    });
+  }
+
+  test("gradients of a dense layer (both transposed products)", async () => {
+    const inputs = [
+      { values: randomValues(160 * 256, 19), shape: [160, 256] },
+      { values: randomValues(256 * 128, 20), shape: [256, 128] },
+      { values: randomValues(160 * 128, 21), shape: [160, 128] },
+    ];
+    await compare(
+      "dense",
+      inputs,
+      ([x, w, dy]) => {
+        const f = (a: tf.Tensor, b: tf.Tensor) => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
+        return [f(x, w), ...tf.grads(f)([x, w], dy)];
+      },
+      ["forward", "dx", "dw"],
+    );
+  });
 
   test("NCHW kernels (filter gradient natively, input gradient via the shipped fallback)", async () => {
     const xShape = [2, 3, 9, 8];
@@ -318,7 +359,13 @@ describe("wasm training kernels", () => {
             .square()
             .sum(),
         );
-        const gs = [...conv([x, w]), ...deconv([h, wt]), ...s1([x, w])];
+        const dense = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf
+            .matMul(a.reshape([-1, 16]), b.reshape([16, -1]))
+            .square()
+            .sum(),
+        );
+        const gs = [...conv([x, w]), ...deconv([h, wt]), ...s1([x, w]), ...dense([x, w])];
         gs.forEach((g) => g.dataSync());
       });
     step();
