@@ -7,9 +7,13 @@
 //        TEST_CONCURRENCY=1 node scripts/run-tests.mjs  (one file at a time, output as it comes)
 // With more than one file at a time, each file's output is printed in one block when it ends,
 // headed by its name and duration; a table of the files' durations and a total come last.
+// The longest file is the suite's critical path (semi-mnist: one wasm thread for ~12 min). Where
+// `taskset` exists and this process may use 2+ CPUs, it gets the first CPU to itself and every other
+// file runs on the rest: other files start servers, worker pools and browsers whose threads would
+// otherwise take turns with it. TEST_PIN=0 turns that off.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 
 // Seconds each slow file takes alone on a quiet 2-core machine (wasm backend): the order in which
 // files start. The training tests use one thread each (wasm), so they are not kept apart: on 2
@@ -59,6 +63,36 @@ const expected = (f) => EXPECTED_S[nameOf(f)] ?? 1;
 const queue = [...files].sort((a, b) => expected(b) - expected(a));
 const live = concurrency === 1 || files.length === 1;
 
+/** The CPUs this process may run on (taskset's list, e.g. "0-1,4"), or null without taskset. */
+function allowedCpus() {
+  try {
+    const out = execFileSync("taskset", ["-cp", String(process.pid)], { encoding: "utf8" });
+    return out
+      .split(":")
+      .pop()
+      .trim()
+      .split(",")
+      .flatMap((part) => {
+        const [a, b] = part.split("-").map(Number);
+        return b === undefined ? [a] : Array.from({ length: b - a + 1 }, (_, i) => a + i);
+      });
+  } catch {
+    return null;
+  }
+}
+
+/** CPU lists for the longest file and for the rest, or null when files are not pinned. */
+function pinning() {
+  // Only a long file is worth a CPU of its own (a training test: minutes, against seconds for most).
+  if (process.env.TEST_PIN === "0" || concurrency < 2 || queue.length < 2 || expected(queue[0]) < 100)
+    return null;
+  const cpus = allowedCpus();
+  if (!cpus || cpus.length < 2 || cpus.some((c) => !Number.isInteger(c))) return null;
+  return { longest: queue[0], own: String(cpus[0]), rest: cpus.slice(1).join(",") };
+}
+const pin = pinning();
+if (pin) console.log(`${nameOf(pin.longest)} runs on CPU ${pin.own}, the other files on CPU ${pin.rest}`);
+
 const children = new Set();
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
@@ -74,9 +108,9 @@ const COUNTS = ["tests", "pass", "fail", "cancelled", "skipped", "todo"];
 function runFile(file) {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, ["--enable-source-maps", "--test", "--test-reporter=spec", file], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const args = [process.execPath, "--enable-source-maps", "--test", "--test-reporter=spec", file];
+    if (pin) args.unshift("taskset", "-c", file === pin.longest ? pin.own : pin.rest);
+    const child = spawn(args[0], args.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     children.add(child);
     const chunks = [];
     const take = (stream, out) =>
