@@ -320,7 +320,8 @@ function batchMatMul(args: KernelArgs<BatchMatMulAttrs>): tf.TensorInfo | tf.Ten
       attrs: { ...attrs, transposeA: false, transposeB: false },
     });
   } finally {
-    // Disposing also drops any XNNPACK operator the product cached for the temporary's id.
+    // The product may cache an XNNPACK operator under b's id; wasm ids are never reused (a counter), so
+    // a later temporary cannot hit a stale one, and disposing releases the id's entry.
     for (const t of temporaries) backend.disposeData(t.dataId);
   }
 }
