@@ -48,10 +48,15 @@ const nMax = Number(values["n-max"]);
 const batches = String(values.batch).split(",").map(Number);
 const shares = String(values.share).split(",").map(Number);
 const repeats = Number(values.repeats);
-for (const flag of ["steps", "n-max", "repeats"] as const) {
-  const v = Number(values[flag]);
-  if (Number.isInteger(v) && v >= 1) continue;
-  console.error(`bench:train: --${flag} must be a positive integer, got '${values[flag]}'`);
+for (const flag of ["steps", "n-max", "repeats", "batch", "share"] as const) {
+  // --batch and --share take comma-separated lists; every entry must be a positive integer.
+  const ok = String(values[flag])
+    .split(",")
+    .every((v) => Number.isInteger(Number(v)) && Number(v) >= 1);
+  if (ok) continue;
+  console.error(
+    `bench:train: --${flag} must be a positive integer (a comma-separated list of them for --batch and --share), got '${values[flag]}'`,
+  );
   process.exit(2);
 }
 
