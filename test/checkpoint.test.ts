@@ -8,7 +8,7 @@ import { loadIdxDataset } from "../src/data/mnist.js";
 import { readManifest, readMetrics, type ExportManifest } from "../src/checkpoint/index.js";
 import { onnxFiles } from "../src/export/onnx.js";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
-import { embedInvariant } from "../src/train/embedding.js";
+import { embedInvariant, errorRate, nearestCentroid } from "../src/train/embedding.js";
 import { bestDirFor, train, type TrainOptions } from "../src/train/trainer.js";
 import { measureZActivity } from "../src/train/z-activity.js";
 import { sha256File } from "../src/util/fsx.js";
@@ -158,8 +158,13 @@ test("--ema-decay: the checkpoint serves the weight average, keeps the raw weigh
   mean0.forEach((x, d) => assert.ok(Math.abs(x - ck.centroids.centroids[0][d]!) < 1e-4, `centroid 0[${d}]`));
   ck.model.dispose();
   const lines = await readMetrics(straight);
-  for (const l of lines)
+  for (const l of lines) {
     assert.equal(typeof l.valCentroidErrorRaw, "number", "the raw weights' error is logged");
+    assert.equal(typeof l.trainCentroidErrorRaw, "number", "the raw weights' training error is logged");
+  }
+  // The logged training error is the checkpoint's own: its centroids, its training rows.
+  const flat = Float32Array.from(ck.centroids.centroids.flat());
+  assert.equal(lines.at(-1)!.trainCentroidError, errorRate(nearestCentroid(v, flat, 16), data.train.labels));
   // Switching the average off (or on) on resume is refused.
   await assert.rejects(
     train(data, { ...base, out: resumed, epochs: 3, resume: true }),

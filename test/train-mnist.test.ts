@@ -59,7 +59,7 @@ test(
       .map((l) => JSON.parse(l));
     assert.equal(lines.length, 4);
     for (const l of lines)
-      for (const k of ["elbo", "recon", "kl", "valCentroidError", "imgPerSec"])
+      for (const k of ["elbo", "recon", "kl", "valCentroidError", "trainCentroidError", "imgPerSec"])
         assert.ok(Number.isFinite(l[k]), k);
     const errs = lines.map((l) => l.valCentroidError);
     console.log(

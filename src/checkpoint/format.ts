@@ -54,6 +54,12 @@ export interface EpochMetrics {
   kl: number;
   /** Nearest-centroid error on the validation split (fraction), centroids from the training split. */
   valCentroidError: number;
+  /**
+   * The same on the training split's own n = 1 embeddings (semi-supervised: the labelled rows): a
+   * high one says v underfits, a low one beside a high validation error that it overfits. Absent in
+   * runs made before it was logged.
+   */
+  trainCentroidError?: number;
   /** Semi-supervised runs: q(y | x)'s error on the validation split (dropout off). */
   valClassifierError?: number;
   /**
@@ -62,6 +68,7 @@ export interface EpochMetrics {
    */
   valCentroidErrorRaw?: number;
   valClassifierErrorRaw?: number;
+  trainCentroidErrorRaw?: number;
   /** Semi-supervised runs: mean U(x) over the unlabelled examples, and mean -log q(y | x) over the labelled. */
   unlabelledU?: number;
   classificationLoss?: number;

@@ -22,6 +22,8 @@ export interface EpochEvaluation {
   centroids: Centroids;
   /** Nearest-centroid error of the n = 1 embeddings on the validation split. */
   valCentroidError: number;
+  /** The same on the rows the centroids came from: how well v fits, beside how it generalises. */
+  trainCentroidError: number;
   /** Semi-supervised: q(y | x)'s error on the validation split. */
   valClassifierError?: number;
   /** Mean KL per z dimension on the validation split (absent without validation images). */
@@ -55,6 +57,8 @@ export function evaluateEpoch(run: RunSetup, data: LabelledData): EpochEvaluatio
       counts,
     },
     valCentroidError: errorRate(nearestCentroid(vVal, cm, cfg.dv), data.validation.labels),
+    // Free: vTrain is embedded for the centroids anyway (~20 ms of distances for 55,000 rows).
+    trainCentroidError: errorRate(nearestCentroid(vTrain, cm, cfg.dv), run.labelledSet.labels),
     ...(run.semi
       ? { valClassifierError: errorRate(predictClassifier(model, data.validation), data.validation.labels) }
       : {}),
@@ -87,6 +91,8 @@ export function epochMetrics(
     kl: sums.kl / per,
     valCentroidError: ev.valCentroidError,
     ...(raw ? { valCentroidErrorRaw: raw.valCentroidError } : {}),
+    trainCentroidError: ev.trainCentroidError,
+    ...(raw ? { trainCentroidErrorRaw: raw.trainCentroidError } : {}),
     ...(raw?.valClassifierError !== undefined ? { valClassifierErrorRaw: raw.valClassifierError } : {}),
     ...(run.semi
       ? {
@@ -184,6 +190,7 @@ export function epochLine(run: RunSetup, m: EpochMetrics, ev: EpochEvaluation, n
     `epoch ${m.epoch}: ELBO ${m.elbo.toFixed(2)} (recon ${m.recon.toFixed(2)}, KL ${m.kl.toFixed(2)}), ` +
     `val centroid error ${pct(m.valCentroidError)}` +
     (m.valCentroidErrorRaw !== undefined ? ` (raw weights ${pct(m.valCentroidErrorRaw)})` : "") +
+    `, train ${pct(ev.trainCentroidError)}` +
     (ev.zActivity ? `, active z ${ev.zActivity.activeDims.length}/${cfg.dz}` : "") +
     (run.semi
       ? `, val q(y|x) error ${pct(m.valClassifierError!)}` +
