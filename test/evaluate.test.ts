@@ -3,7 +3,8 @@
  * and shuffling from a seeded stream, so the numbers eval writes repeat; another seed draws
  * differently. An untrained model on 300 real MNIST images keeps this fast. And `eval --record`'s
  * manifest update fails cleanly. The z activity (mean KL per z dimension) against a hand
- * computation, and `eval --record` writing it without touching the checkpoint's files.
+ * computation, and `eval --record` writing it without touching the checkpoint's files. `eval --split
+ * train` against the stored centroids.
  */
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -18,7 +19,8 @@ import { runCli } from "./helpers/cli.js";
 import { loadIdxDataset } from "../src/data/mnist.js";
 import { defaultConfig } from "../src/model/config.js";
 import { EquiVAE } from "../src/model/equivae.js";
-import { centroidsFrom, embedInvariant } from "../src/train/embedding.js";
+import { centroidsFrom, embedInvariant, errorRate, nearestCentroid } from "../src/train/embedding.js";
+import { loadCheckpoint } from "../src/train/checkpoint.js";
 import { evaluate, type EvalOptions } from "../src/train/evaluate.js";
 import { readManifest, recordEvaluation } from "../src/checkpoint/index.js";
 import { InputError } from "../src/util/errors.js";
@@ -228,4 +230,31 @@ test("eval --record writes zActivity (the whole validation split) and leaves eve
       `dim ${d}: ${k} vs ${shipped.klPerDim[d]}`,
     ),
   );
+});
+
+test("eval --split train measures the rows the centroids come from, and refuses --record", async () => {
+  const dir = join(ROOT, "models", "mnist");
+  const out = join(tempDir(), "eval-train.json");
+  const common = ["--train-size", "2000", "--v-epochs", "0", "--benchmark-epochs", "0", "--backend", "wasm"];
+  const r = runCli(["eval", dir, "--split", "train", "--data-dir", MNIST_DIR, "--out", out, ...common]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\| train error \(2000 images\) \| value \|/);
+  const e = JSON.parse(readFileSync(out, "utf8"));
+  assert.equal(e.split, "train");
+  assert.equal(e.n, 2000);
+  // The first 2000 rows of the training split (after the 5,000 validation rows), under the stored centroids.
+  const data = loadIdxDataset("mnist", { dataDir: MNIST_DIR, trainSize: 2000, valSize: 0 });
+  const ck = await loadCheckpoint(dir);
+  const flat = Float32Array.from(ck.centroids.centroids.flat());
+  const want = errorRate(nearestCentroid(embedInvariant(ck.model, data.train), flat, 16), data.train.labels);
+  ck.model.dispose();
+  assert.equal(e.centroidError, want);
+  assert.ok(want < 0.02, `training error ${want}`);
+
+  const before = readFileSync(join(dir, "manifest.json"), "utf8");
+  const refused = runCli(["eval", dir, "--split", "train", "--record", ...common]);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /--record keeps test or validation results/);
+  assert.doesNotMatch(refused.stderr, /\n\s+at /, "no stack trace");
+  assert.equal(readFileSync(join(dir, "manifest.json"), "utf8"), before, "the manifest is untouched");
 });

@@ -13,7 +13,9 @@ export const EVAL_FLAGS = [
     choices: EVAL_SPLITS,
     arg: "NAME",
     dflt: "test",
-    help: "test or validation",
+    help:
+      "test, validation or train (train: the rows the centroids come from, to see whether v underfits; " +
+      "not with --record)",
   },
   {
     flag: "data-dir",

@@ -12,7 +12,7 @@ import { DATASET_NAMES, loadDataset, requestFor } from "../data/load.js";
 import { InputError } from "../util/errors.js";
 import type { EvalResult } from "./evaluate.js";
 
-export const EVAL_SPLITS = ["test", "validation"] as const;
+export const EVAL_SPLITS = ["test", "validation", "train"] as const;
 export type EvalSplit = (typeof EVAL_SPLITS)[number];
 
 /**
@@ -103,13 +103,18 @@ async function loadEvalData(dir: string, m: Manifest, o: EvaluationOptions): Pro
 }
 
 function evalSet(data: LabelledData, split: EvalSplit, limit: number | undefined): ImageSet {
-  const set = split === "test" ? data.test! : data.validation;
+  const set = split === "test" ? data.test! : split === "train" ? data.train : data.validation;
   return limit === undefined ? set : subset(set, range(0, Math.min(limit, set.n)));
 }
 
 /** Evaluates a checkpoint on a split and writes the result (see the file's comment). */
 export async function runEvaluation(o: EvaluationOptions): Promise<Evaluation> {
   const log = o.log ?? ((l: string) => console.log(l));
+  if (o.split === "train" && o.recordCommand !== undefined)
+    throw new InputError(
+      "eval: --record keeps test or validation results (GET /v1/models shows them); the training split's " +
+        "error says how well v fits, not how it generalises",
+    );
   const dir = resolve(o.checkpoint);
   const m = await readManifest(dir);
   const epochs = classifierEpochs(m, o);
