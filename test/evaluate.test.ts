@@ -21,6 +21,9 @@ import { defaultConfig } from "../src/model/config.js";
 import { EquiVAE } from "../src/model/equivae.js";
 import { centroidsFrom, embedInvariant, errorRate, nearestCentroid } from "../src/train/embedding.js";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
+import { drawSets, rowsByClass, setCentroidErrors } from "../src/train/set-error.js";
+import { subset } from "../src/data/dataset.js";
+import { Rng } from "../src/util/rng.js";
 import { evaluate, type EvalOptions } from "../src/train/evaluate.js";
 import { readManifest, recordEvaluation } from "../src/checkpoint/index.js";
 import { InputError } from "../src/util/errors.js";
@@ -257,4 +260,44 @@ test("eval --split train measures the rows the centroids come from, and refuses 
   assert.match(refused.stderr, /--record keeps test or validation results/);
   assert.doesNotMatch(refused.stderr, /\n\s+at /, "no stack trace");
   assert.equal(readFileSync(join(dir, "manifest.json"), "utf8"), before, "the manifest is untouched");
+});
+
+test("set embeddings: each row plus n - 1 distinct others of its class; n = 1 is the centroid error, larger sets err less", async () => {
+  const data = loadIdxDataset("mnist", { dataDir: MNIST_DIR, withTest: true, trainSize: 10, valSize: 0 });
+  const test2k = subset(
+    data.test!,
+    Array.from({ length: 2000 }, (_, i) => i),
+  );
+  const by = rowsByClass(test2k, 10);
+  const members = drawSets(test2k, by, 3, new Rng(5));
+  assert.equal(members.length, 3 * test2k.n);
+  for (let i = 0; i < test2k.n; i++) {
+    const s = members.slice(3 * i, 3 * i + 3);
+    assert.equal(s[0], i, "the row anchors its own set");
+    assert.equal(new Set(s).size, 3, `set ${i} repeats a row: ${s}`);
+    for (const r of s) assert.equal(test2k.labels[r], test2k.labels[i], `set ${i} mixes classes`);
+  }
+
+  const ck = await loadCheckpoint(join(ROOT, "models", "mnist"));
+  const c = Float32Array.from(ck.centroids.centroids.flat());
+  const plain = errorRate(nearestCentroid(embedInvariant(ck.model, test2k), c, 16), test2k.labels);
+  const e = setCentroidErrors(ck.model, c, test2k, [1, 4], 1);
+  assert.deepEqual(Object.keys(e), ["1", "4"]);
+  assert.equal(e["1"], plain);
+  assert.ok(plain > 0 && e["4"] < plain, `n = 4: ${e["4"]}, n = 1: ${plain}`);
+  assert.deepEqual(setCentroidErrors(ck.model, c, test2k, [4], 1), { "4": e["4"] }, "seeded draws repeat");
+  // A class smaller than the set is refused by name.
+  const tiny = subset(
+    data.test!,
+    Array.from({ length: 12 }, (_, i) => i),
+  );
+  assert.throws(
+    () => setCentroidErrors(ck.model, c, tiny, [5], 1),
+    /--set-sizes 5: a class .* has only 1 image$/,
+  );
+  ck.model.dispose();
+
+  const bad = runCli(["eval", join(ROOT, "models", "mnist"), "--set-sizes", "2,0"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /each entry of --set-sizes must be an integer from 1 to 64 \(got '0'\)/);
 });

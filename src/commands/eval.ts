@@ -3,8 +3,16 @@ import { join } from "node:path";
 import { BACKEND_CHOICES } from "../backend/names.js";
 // eval-run loads TF.js and the backend only when it runs (--help stays light).
 import { EVAL_SPLITS, runEvaluation, type Evaluation } from "../train/eval-run.js";
-import type { CommandSpec, FlagSpec, FlagValues } from "../util/flags.js";
+import { parseInteger, type CommandSpec, type FlagSpec, type FlagValues } from "../util/flags.js";
 import { commandLine } from "./invocation.js";
+
+/** The largest set eval embeds (a set of n costs n images' forward passes per row of the split). */
+const MAX_SET_SIZE = 64;
+
+function parseSetSizes(s: string, name: string): number[] {
+  const sizes = s.split(",").map((x) => parseInteger(x.trim(), `each entry of ${name}`, 1, MAX_SET_SIZE));
+  return [...new Set(sizes)].sort((a, b) => a - b);
+}
 
 export const EVAL_FLAGS = [
   {
@@ -48,6 +56,17 @@ export const EVAL_FLAGS = [
   },
   { flag: "limit", kind: "int", dfltText: "all", help: "evaluate only the first N images of the split" },
   {
+    flag: "set-sizes",
+    kind: "string",
+    parse: parseSetSizes,
+    arg: "N,N,...",
+    dfltText: "none",
+    help:
+      "also the nearest-centroid error of set embeddings (n images known to share a class, as " +
+      "/embed/invariant embeds them): each image of the split plus n - 1 random others of its class, " +
+      "seeded by --seed; n = 1 is the plain centroid error",
+  },
+  {
     flag: "out",
     kind: "string",
     arg: "FILE",
@@ -59,7 +78,7 @@ export const EVAL_FLAGS = [
     kind: "int",
     min: 0,
     dflt: 1,
-    help: "seed of the two classifiers' initial weights, dropout and shuffling",
+    help: "seed of the two classifiers' initial weights, dropout and shuffling, and of --set-sizes' draws",
   },
   {
     flag: "record",
@@ -92,6 +111,8 @@ function printEvaluation(e: Evaluation): void {
   console.log("| --- | --- |");
   if (r.posteriorError !== null) console.log(`| q(y\\|x) (semi-supervised) | ${pct(r.posteriorError)} |`);
   console.log(`| nearest centroid on v | ${pct(r.centroidError)} |`);
+  for (const [n, err] of Object.entries(r.setCentroidError ?? {}))
+    console.log(`| nearest centroid on v of ${n}-image sets | ${pct(err)} |`);
   console.log(`| neural classifier on v | ${pct(r.vClassifierError)} |`);
   console.log(`| benchmark classifier${labelled} | ${pct(r.benchmarkError)} |`);
   const z = r.zActivity;
@@ -115,6 +136,7 @@ async function run({ values: v, positionals }: EvalArgs): Promise<void> {
     benchmarkEpochs: v["benchmark-epochs"],
     trainSize: v["train-size"],
     limit: v.limit,
+    setSizes: v["set-sizes"],
     seed: v.seed,
     backend: v.backend,
     out: v.out,

@@ -37,6 +37,8 @@ export interface EvaluationOptions {
   trainSize?: number;
   /** Evaluate only the first N images of the split. */
   limit?: number;
+  /** Also the nearest-centroid error of sets of these sizes (each row plus n - 1 of its class). */
+  setSizes?: number[];
   seed: number;
   /** TF.js backend (default: the fastest available). */
   backend?: string;
@@ -133,6 +135,7 @@ export async function runEvaluation(o: EvaluationOptions): Promise<Evaluation> {
       ...epochs,
       seed: o.seed,
       log,
+      ...(o.setSizes ? { setSizes: o.setSizes } : {}),
       ...(ck.labelled ? { labelled: ck.labelled } : {}),
     });
     // Always on the whole validation split, whatever the split and limit, as train records it.

@@ -7,6 +7,7 @@ import { subset } from "../data/dataset.js";
 import { centroidMatrix, type Centroids, type EvalErrors, type LabelledSubset } from "../checkpoint/index.js";
 import { embedInvariant, errorRate, nearestCentroid } from "./embedding.js";
 import { predictClassifier } from "./semi.js";
+import { setCentroidErrors } from "./set-error.js";
 import { mixSeed, withSeededMathRandom } from "../util/rng.js";
 
 export interface EvalOptions {
@@ -25,9 +26,13 @@ export interface EvalOptions {
    * so eval's numbers repeat on the same backend.
    */
   seed?: number;
+  /** Also the nearest-centroid error of n-image sets for each n here (set-error.ts). */
+  setSizes?: number[];
 }
 
 export interface EvalResult extends EvalErrors {
+  /** With setSizes: the nearest-centroid error of sets of each size, keyed by n. */
+  setCentroidError?: Record<string, number>;
   details: Record<string, unknown>;
 }
 
@@ -141,6 +146,12 @@ export async function evaluate(
   const vTest = embedInvariant(model, test);
   const centroidError = errorRate(nearestCentroid(vTest, centroidMatrix(centroids), cfg.dv), test.labels);
   log(`nearest-centroid error on ${split}: ${(centroidError * 100).toFixed(2)}%`);
+  let setCentroidError: Record<string, number> | undefined;
+  if (o.setSizes?.length) {
+    setCentroidError = setCentroidErrors(model, centroidMatrix(centroids), test, o.setSizes, seed);
+    for (const [n, e] of Object.entries(setCentroidError))
+      log(`nearest-centroid error of ${n}-image sets on ${split}: ${(e * 100).toFixed(2)}%`);
+  }
   let posteriorError: number | null = null;
   if (cfg.classifier) {
     posteriorError = errorRate(predictClassifier(model, test), test.labels);
@@ -193,6 +204,7 @@ export async function evaluate(
     vClassifierError,
     benchmarkError,
     posteriorError,
+    ...(setCentroidError ? { setCentroidError } : {}),
     details: {
       vClassifierEpochs: o.vClassifierEpochs,
       benchmarkEpochs: o.benchmarkEpochs,
