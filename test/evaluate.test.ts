@@ -21,8 +21,8 @@ import { defaultConfig } from "../src/model/config.js";
 import { EquiVAE } from "../src/model/equivae.js";
 import { centroidsFrom, embedInvariant, errorRate, nearestCentroid } from "../src/train/embedding.js";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
-import { drawSets, rowsByClass, setCentroidErrors } from "../src/train/set-error.js";
-import { subset } from "../src/data/dataset.js";
+import { drawSets, setCentroidErrors } from "../src/train/set-error.js";
+import { rowsByClass, subset } from "../src/data/dataset.js";
 import { Rng } from "../src/util/rng.js";
 import { evaluate, type EvalOptions } from "../src/train/evaluate.js";
 import { readManifest, recordEvaluation } from "../src/checkpoint/index.js";
@@ -273,7 +273,7 @@ test("set embeddings: each row plus n - 1 distinct others of its class; n = 1 is
     data.test!,
     Array.from({ length: 2000 }, (_, i) => i),
   );
-  const by = rowsByClass(test2k, 10);
+  const by = rowsByClass(test2k.labels, 10);
   const members = drawSets(test2k, by, 3, new Rng(5));
   assert.equal(members.length, 3 * test2k.n);
   for (let i = 0; i < test2k.n; i++) {

@@ -25,6 +25,13 @@ export function imageSize(s: ImageSet): number {
   return s.height * s.width * s.channels;
 }
 
+/** Row indices of each class 0..k-1, in order; rows labelled outside 0..k-1 (unlabelled: -1) are left out. */
+export function rowsByClass(labels: ArrayLike<number>, k: number): number[][] {
+  const by: number[][] = Array.from({ length: k }, () => []);
+  for (let i = 0; i < labels.length; i++) if (labels[i] >= 0 && labels[i] < k) by[labels[i]].push(i);
+  return by;
+}
+
 /** A new ImageSet holding the given rows (copies). */
 export function subset(s: ImageSet, idx: ArrayLike<number>): ImageSet {
   const d = imageSize(s);

@@ -1,4 +1,5 @@
 import { InputError } from "../util/errors.js";
+import { rowsByClass } from "./dataset.js";
 import type { Rng } from "../util/rng.js";
 
 /**
@@ -13,10 +14,7 @@ export class ComplementarySampler {
    * @param classNames used in error messages.
    */
   constructor(labels: Int32Array, classNames: string[]) {
-    const lists: number[][] = classNames.map(() => []);
-    labels.forEach((y, i) => {
-      if (y >= 0) lists[y].push(i);
-    });
+    const lists = rowsByClass(labels, classNames.length);
     lists.forEach((l, y) => {
       if (l.length < 2) {
         throw new InputError(

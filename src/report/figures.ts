@@ -1,4 +1,4 @@
-import { batchPixels, type ImageSet } from "../data/dataset.js";
+import { batchPixels, rowsByClass, type ImageSet } from "../data/dataset.js";
 import type { Engine } from "../inference/index.js";
 import { mixSeed, Rng } from "../util/rng.js";
 
@@ -97,13 +97,6 @@ export async function sampleCells(
   return { cells, z };
 }
 
-/** Indices of each class's images in a set. */
-export function indicesByClass(set: ImageSet, K: number): number[][] {
-  const by: number[][] = Array.from({ length: K }, () => []);
-  for (let i = 0; i < set.n; i++) if (set.labels[i] < K) by[set.labels[i]].push(i);
-  return by;
-}
-
 export interface InterpolationRow {
   label: number;
   /** Indices (into the set) of the two end images. */
@@ -133,7 +126,7 @@ export async function interpolationRows(
   seed: number,
 ): Promise<Array<InterpolationRow & { za: Float32Array; zb: Float32Array }>> {
   const rng = new Rng(mixSeed(seed, STREAM.interpolation));
-  const by = indicesByClass(set, engine.config.numClasses);
+  const by = rowsByClass(set.labels, engine.config.numClasses);
   const classes = rowClasses(engine, by, 2);
   const cands = classes.map((y) => rng.sample(by[y], Math.min(INTERPOLATION_CANDIDATES, by[y].length)));
   if (classes.length === 0) return [];
@@ -191,7 +184,7 @@ export async function interpolationCells(
 /** The seeded choice of style images: one image of each of the first MAX_IMAGE_ROWS classes. */
 export function styleImages(engine: Engine, set: ImageSet, seed: number): number[] {
   const rng = new Rng(mixSeed(seed, STREAM.style));
-  const by = indicesByClass(set, engine.config.numClasses);
+  const by = rowsByClass(set.labels, engine.config.numClasses);
   return rowClasses(engine, by, 1).map((y) => by[y][rng.int(0, by[y].length - 1)]);
 }
 

@@ -144,11 +144,12 @@ export async function evaluate(
     log(`semi-supervised checkpoint: classifiers are trained on its ${train.n} labelled rows only`);
   }
   const vTest = embedInvariant(model, test);
-  const centroidError = errorRate(nearestCentroid(vTest, centroidMatrix(centroids), cfg.dv), test.labels);
+  const c = centroidMatrix(centroids);
+  const centroidError = errorRate(nearestCentroid(vTest, c, cfg.dv), test.labels);
   log(`nearest-centroid error on ${split}: ${(centroidError * 100).toFixed(2)}%`);
   let setCentroidError: Record<string, number> | undefined;
   if (o.setSizes?.length) {
-    setCentroidError = setCentroidErrors(model, centroidMatrix(centroids), test, o.setSizes, seed);
+    setCentroidError = setCentroidErrors(model, c, test, o.setSizes, seed);
     for (const [n, e] of Object.entries(setCentroidError))
       log(`nearest-centroid error of ${n}-image sets on ${split}: ${(e * 100).toFixed(2)}%`);
   }

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ImageSet } from "../data/dataset.js";
-import { batchPixels } from "../data/dataset.js";
+import { batchPixels, rowsByClass } from "../data/dataset.js";
 import { ComplementarySampler, averagingMatrix, mergeRepeatedRows } from "../data/sampler.js";
 import { CLASSIFIER_DROPOUT, CLASSIFIER_UNITS } from "../model/config.js";
 import type { EquiVAE } from "../model/equivae.js";
@@ -36,10 +36,7 @@ export function selectLabelled(
     );
   }
   const perClass = budget / numClasses;
-  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
-  labels.forEach((y, i) => {
-    if (y >= 0) byClass[y].push(i);
-  });
+  const byClass = rowsByClass(labels, numClasses);
   const rng = new Rng(mixSeed(seed, LABEL_SUBSET_TAG));
   const rows: number[] = [];
   byClass.forEach((members, y) => {

@@ -5,19 +5,12 @@
  * larger n shows how fast averaging removes the single images' noise.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { ImageSet } from "../data/dataset.js";
-import { batchPixels } from "../data/dataset.js";
+import { batchPixels, rowsByClass, type ImageSet } from "../data/dataset.js";
+import { averagingMatrix } from "../data/sampler.js";
 import type { EquiVAE } from "../model/equivae.js";
 import { InputError } from "../util/errors.js";
 import { Rng, mixSeed } from "../util/rng.js";
 import { errorRate, nearestCentroid } from "./embedding.js";
-
-/** Rows of every class of `set`, in order. */
-export function rowsByClass(set: ImageSet, k: number): number[][] {
-  const by = Array.from({ length: k }, () => [] as number[]);
-  set.labels.forEach((y, i) => by[y].push(i));
-  return by;
-}
 
 /** Each row followed by n - 1 distinct other rows of its class: [set.n * n] row indices. */
 export function drawSets(set: ImageSet, by: number[][], n: number, rng: Rng): number[] {
@@ -41,13 +34,12 @@ function embedSets(model: EquiVAE, set: ImageSet, members: number[], n: number, 
   const out = new Float32Array(sets * dv);
   for (let s = 0; s < sets; s += batch) {
     const b = Math.min(batch, sets - s);
-    const avg = new Float32Array(b * b * n);
-    for (let r = 0; r < b; r++) for (let j = 0; j < n; j++) avg[r * b * n + r * n + j] = 1 / n;
     const rows = members.slice(s * n, (s + b) * n);
+    const groups = Array.from({ length: b }, (_, r) => Array.from({ length: n }, (_, j) => r * n + j));
     const v = tf.tidy(() =>
       model.setInvariant(
         tf.tensor4d(batchPixels(set, rows), [rows.length, set.height, set.width, set.channels]),
-        tf.tensor2d(avg, [b, b * n]),
+        tf.tensor2d(averagingMatrix(groups, b * n), [b, b * n]),
       ),
     );
     out.set(v.dataSync(), s * dv);
@@ -67,7 +59,7 @@ export function setCentroidErrors(
   sizes: number[],
   seed: number,
 ): Record<string, number> {
-  const by = rowsByClass(set, model.config.numClasses);
+  const by = rowsByClass(set.labels, model.config.numClasses);
   const smallest = Math.min(...by.filter((r) => r.length > 0).map((r) => r.length));
   const out: Record<string, number> = {};
   for (const n of sizes) {
