@@ -11,9 +11,15 @@
 // `taskset` exists and this process may use 2+ CPUs, it gets the first CPU to itself and every other
 // file runs on the rest: other files start servers, worker pools and browsers whose threads would
 // otherwise take turns with it. TEST_PIN=0 turns that off.
+// A file that hangs fails instead of stalling the suite: each runs in a process group of its own,
+// killed (with whatever it started) once it has run TEST_FILE_TIMEOUT_S seconds (default: 4x its
+// expected time, at least 600 s; 0 = no limit), and its output so far is printed. Node's
+// --test-force-exit (where this node has it) ends a file whose tests are done but which still holds
+// a handle (a child process a failed test did not stop), and the group is killed after every file,
+// so that nothing a test started outlives its file.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 
 // Seconds each slow file takes alone on a quiet 2-core machine (wasm backend): the order in which
 // files start. The training tests use one thread each (wasm), so they are not kept apart: on 2
@@ -59,6 +65,14 @@ if (!Number.isInteger(concurrency) || concurrency < 1) {
 }
 const nameOf = (f) => basename(f, ".test.js");
 const expected = (f) => EXPECTED_S[nameOf(f)] ?? 1;
+const fileTimeoutS = process.env.TEST_FILE_TIMEOUT_S;
+if (fileTimeoutS !== undefined && !(Number(fileTimeoutS) >= 0)) {
+  console.error(`TEST_FILE_TIMEOUT_S must be a number of seconds >= 0, not '${fileTimeoutS}'`);
+  process.exit(1);
+}
+/** Seconds after which a file is killed (Infinity: never). */
+const limitS = (f) =>
+  fileTimeoutS === undefined ? Math.max(600, 4 * expected(f)) : Number(fileTimeoutS) || Infinity;
 // Longest first; equal estimates keep the path order (Array.prototype.sort is stable).
 const queue = [...files].sort((a, b) => expected(b) - expected(a));
 const live = concurrency === 1 || files.length === 1;
@@ -94,12 +108,23 @@ const pin = pinning();
 if (pin) console.log(`${nameOf(pin.longest)} runs on CPU ${pin.own}, the other files on CPU ${pin.rest}`);
 
 const children = new Set();
+/** Signals a file's whole process group: node --test, the file's own process, what it started. */
+function killGroup(child, sig) {
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    // The group is already gone.
+  }
+}
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
-    for (const c of children) c.kill(sig);
+    for (const c of children) killGroup(c, sig);
     process.exit(sig === "SIGINT" ? 130 : 143);
   });
 }
+// Node 20.14+ and 22+ know --test-force-exit; an older node refuses it ("bad option").
+const forceExit =
+  spawnSync(process.execPath, ["--test-force-exit", "--version"]).status === 0 ? ["--test-force-exit"] : [];
 
 const fmt = (ms) => `${(ms / 1000).toFixed(1)} s`;
 const COUNTS = ["tests", "pass", "fail", "cancelled", "skipped", "todo"];
@@ -108,10 +133,28 @@ const COUNTS = ["tests", "pass", "fail", "cancelled", "skipped", "todo"];
 function runFile(file) {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const args = [process.execPath, "--enable-source-maps", "--test", "--test-reporter=spec", file];
+    const args = [
+      process.execPath,
+      "--enable-source-maps",
+      "--test",
+      ...forceExit,
+      "--test-reporter=spec",
+      file,
+    ];
     if (pin) args.unshift("taskset", "-c", file === pin.longest ? pin.own : pin.rest);
-    const child = spawn(args[0], args.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    // detached: a process group of its own, so that a timeout or the end reaches its grandchildren.
+    const child = spawn(args[0], args.slice(1), { stdio: ["ignore", "pipe", "pipe"], detached: true });
     children.add(child);
+    let timedOut = false;
+    const timer = Number.isFinite(limitS(file))
+      ? setTimeout(
+          () => {
+            timedOut = true;
+            killGroup(child, "SIGKILL");
+          },
+          limitS(file) * 1000,
+        )
+      : undefined;
     const chunks = [];
     const take = (stream, out) =>
       stream.on("data", (d) => {
@@ -121,9 +164,16 @@ function runFile(file) {
     take(child.stdout, process.stdout);
     take(child.stderr, process.stderr);
     child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      killGroup(child, "SIGKILL");
       children.delete(child);
       const ms = Date.now() - t0;
-      const text = Buffer.concat(chunks).toString("utf8");
+      let text = Buffer.concat(chunks).toString("utf8");
+      if (timedOut) {
+        const note = `\n✖ ${file} was still running after ${limitS(file)} s (TEST_FILE_TIMEOUT_S) and was killed; its output so far is above\n`;
+        text += note;
+        if (live) process.stdout.write(note);
+      }
       if (live) process.stdout.write(`── ${file}: ${fmt(ms)}\n`);
       else process.stdout.write(`\n── ${file} (${fmt(ms)}) ──\n${text}`);
       const counts = {};
@@ -131,7 +181,13 @@ function runFile(file) {
         const m = new RegExp(`^ℹ ${k} (\\d+)$`, "m").exec(text);
         counts[k] = m ? Number(m[1]) : 0;
       }
-      resolve({ file, code: code ?? 1, signal, ms, counts });
+      resolve({
+        file,
+        code: timedOut ? 1 : (code ?? 1),
+        signal: timedOut ? "timed out" : signal,
+        ms,
+        counts,
+      });
     });
   });
 }

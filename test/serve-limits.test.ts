@@ -24,8 +24,10 @@ const post = (url: string, path = "/classify") =>
     body: JSON.stringify(body),
   });
 
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+/** Polls `cond` every 10 ms; fails after `timeoutMs` (generous: the suite runs on busy machines). */
+async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   assert.ok(cond(), "condition not reached");
 }
 
@@ -105,24 +107,37 @@ test("concurrent invariant embeddings are coalesced into one engine call", async
 
 test("SIGTERM drains an in-flight request, then the process exits 0", async () => {
   const child = spawn(process.execPath, [join(ROOT, "dist/test/helpers/slow-server.js")], {
-    env: { ...process.env, FAKE_DELAY_MS: "1000" },
+    env: { ...process.env, FAKE_DELAY_MS: "2000" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  await until(() => /URL (\S+)/.test(out));
-  const url = /URL (\S+)/.exec(out)![1];
-  const inflight = post(url);
-  await new Promise((r) => setTimeout(r, 200));
-  child.kill("SIGTERM");
-  const r = await inflight;
-  assert.equal(r.status, 200, out);
-  assert.ok(((await r.json()) as { predictions: unknown[] }).predictions.length === 1);
-  assert.equal(await exited, 0, out);
-  assert.match(out, /SIGTERM: draining 1 in-flight/);
-  await assert.rejects(fetch(url + "/healthz"), "no longer accepting");
+  try {
+    // A process start on a loaded machine can take seconds; a server that never prints its URL
+    // fails here, and `finally` stops it (a child left running would keep this file alive).
+    await until(() => /URL (\S+)/.test(out), 60_000);
+    const url = /URL (\S+)/.exec(out)![1];
+    const inflight = post(url);
+    // SIGTERM once the server holds the request (the engine takes 2 s to answer it).
+    let held = false;
+    for (const deadline = Date.now() + 30_000; !held && Date.now() < deadline;) {
+      const m = await (await fetch(url + "/metrics")).text();
+      held = /^equivae_requests_in_flight(\{[^}]*\})? 1$/m.test(m);
+      if (!held) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(held, `the request never showed as in flight in /metrics:\n${out}`);
+    child.kill("SIGTERM");
+    const r = await inflight;
+    assert.equal(r.status, 200, out);
+    assert.ok(((await r.json()) as { predictions: unknown[] }).predictions.length === 1);
+    assert.equal(await exited, 0, out);
+    assert.match(out, /SIGTERM: draining 1 in-flight/);
+    await assert.rejects(fetch(url + "/healthz"), "no longer accepting");
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
 });
 
 test("large images are admitted by the in-flight pixel budget; small requests are never starved by it", async () => {
