@@ -92,7 +92,42 @@ test("FlatAdam leaves no tensors behind: steps, getWeights and dispose", async (
   assert.equal(tf.memory().numTensors, steady, "tensors after 10 more steps and 2 more getWeights");
   opt.dispose();
   assert.equal(tf.memory().numTensors, before, "tensors after dispose");
+  // A resumed optimizer (setWeights) too.
+  const other = new FlatAdam(0.01);
+  other.minimize(p.loss, false, p.vars);
+  const saved = (await other.getWeights()).map((w) => ({ name: w.name, tensor: w.tensor.clone() }));
+  other.dispose();
+  const resumed = new FlatAdam(0.01);
+  await resumed.setWeights(saved);
+  resumed.minimize(p.loss, false, p.vars);
+  resumed.dispose();
+  tf.dispose(saved.map((w) => w.tensor));
+  assert.equal(tf.memory().numTensors, before, "tensors after setWeights, a step and dispose");
   p.dispose();
+});
+
+test("FlatAdam picks up variables assigned between its steps (a checkpoint loaded, the average swapped)", () => {
+  // FlatAdam steps a flat copy of the parameters; a value assigned from outside must not be lost.
+  const ours = problem(7);
+  const theirs = problem(7);
+  const a = new FlatAdam(0.05);
+  const b = tf.train.adam(0.05);
+  for (let s = 0; s < 6; s++) {
+    a.minimize(ours.loss, false, ours.vars);
+    b.minimize(theirs.loss, false, theirs.vars);
+    if (s % 2 === 0) {
+      const value = randomTensor([3, 4], 20 + s);
+      ours.vars[0].assign(value);
+      theirs.vars[0].assign(value);
+      value.dispose();
+    }
+  }
+  const d = maxDiff(ours.vars, theirs.vars);
+  assert.ok(d < 1e-5, `max |difference| ${d}`);
+  a.dispose();
+  b.dispose();
+  ours.dispose();
+  theirs.dispose();
 });
 
 test("FlatAdam refuses gradients that do not match its state", async () => {

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { InputError, errorMessage } from "../util/errors.js";
+import { registerTensorflowTrainingKernels } from "./tensorflow-kernels.js";
 import { registerWasmTrainingKernels } from "./wasm-kernels.js";
 
 import { checkBackendName, type BackendChoice, type BackendName } from "./names.js";
@@ -113,6 +114,7 @@ export async function initBackend(requested?: string, opts: InitOptions = {}): P
       const pkg = await loadTensorflowPackage(native, opts.load);
       if (!tf.findBackend("tensorflow"))
         throw new InputError(`backend '${native}': ${pkg} did not register the tensorflow backend`);
+      registerTensorflowTrainingKernels();
       await tf.setBackend("tensorflow");
       await tf.ready();
       const b = tf.backend() as unknown as { binding?: { TF_Version?: string }; isUsingGpuDevice?: boolean };

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { RELU_GRAD } from "../backend/kernel-names.js";
 import { Rng } from "../util/rng.js";
 
 /** Named trainable variables. Names are stable: they are the checkpoint's weight names. */
@@ -91,7 +92,7 @@ export const biasRelu = tf.customGrad(((x: tf.Tensor, bias: tf.Tensor, save: tf.
   return {
     value: y,
     gradFunc: (dy: tf.Tensor, [out]: tf.Tensor[]) => {
-      const g = tf.mul(dy, positiveMask(out));
+      const g = reluGradient(dy, out);
       return [g, tf.sum(g, [...Array(g.rank - 1).keys()])];
     },
   };
@@ -112,6 +113,16 @@ export function conv2dFewOutputs(h: tf.Tensor4D, kernel: tf.Tensor4D, stride: nu
   const flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
   const [n, height, width] = h.shape;
   return tf.conv2dTranspose(h, flipped, [n, height, width, outC], 1, "same");
+}
+
+/**
+ * dy where y > 0, else 0, for y >= 0 (a relu's output): one TensorFlow op where the backend has
+ * the project's ReluGrad kernel (src/backend/tensorflow-kernels.ts), else dy times a 0/1 mask.
+ */
+function reluGradient(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  if (tf.getKernel(RELU_GRAD, tf.getBackend()) != null)
+    return tf.engine().runKernel(RELU_GRAD, { dy, y }) as tf.Tensor;
+  return tf.mul(dy, positiveMask(y));
 }
 
 /**
