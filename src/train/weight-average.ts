@@ -11,7 +11,7 @@ import type { Params } from "../model/params.js";
  */
 export class WeightAverage {
   /** The average of every variable, concatenated in the order of params.vars. */
-  private shadow: tf.Variable;
+  private readonly shadow: tf.Variable;
   private readonly keep: number;
 
   constructor(
