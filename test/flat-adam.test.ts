@@ -7,15 +7,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { FlatAdam } from "../src/train/flat-adam.js";
-import { biasRelu } from "../src/model/params.js";
-import { Rng, normals } from "../src/util/rng.js";
+import { checkBiasRelu, randomTensor } from "./helpers/bias-relu.js";
 
 await tf.setBackend("cpu");
-
-function randomTensor(shape: number[], seed: number): tf.Tensor {
-  const size = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(normals(new Rng(seed), size), shape);
-}
 
 /** Two variables of different shapes and a loss that is not quadratic. */
 function problem(seed: number) {
@@ -139,18 +133,13 @@ test("FlatAdam refuses gradients that do not match its state", async () => {
   p.dispose();
 });
 
-test("biasRelu's gradient equals that of relu(x + b), for dense and conv shapes", () => {
+test("biasRelu's gradient equals that of relu(x + b), for dense and conv shapes", async () => {
   for (const shape of [
     [6, 5],
     [2, 4, 3, 5],
   ]) {
-    const x = randomTensor(shape, 4);
-    const b = randomTensor([shape[shape.length - 1]], 5);
-    const dy = randomTensor(shape, 6);
-    const ref = tf.grads((u: tf.Tensor, v: tf.Tensor) => tf.relu(tf.add(u, v)))([x, b], dy);
-    const got = tf.grads((u: tf.Tensor, v: tf.Tensor) => biasRelu(u, v))([x, b], dy);
-    assert.deepEqual(got[1].shape, b.shape);
-    assert.ok(maxDiff(got, ref) < 1e-6, `shape ${shape}: max |difference| ${maxDiff(got, ref)}`);
-    assert.ok(maxDiff([biasRelu(x, b)], [tf.relu(tf.add(x, b))]) === 0, "forward");
+    const r = await checkBiasRelu(shape);
+    assert.ok(r.gradient < 1e-6, `shape ${shape}: max |difference| ${r.gradient}`);
+    assert.equal(r.forward, 0, "forward");
   }
 });
